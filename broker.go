@@ -1,0 +1,94 @@
+package chat
+
+import "context"
+
+// A Broker lets hubs in several processes serve one room: hubs with the same
+// Options.Name and the same Broker behave as one hub on one machine. Set
+// Options.Broker to use one; without it a hub orders its room in process,
+// at no extra cost.
+//
+// The broker is the room's single source of truth for what a hub would
+// otherwise decide alone: who is a member, the order of events and the ids
+// of messages. A hub sends its requests through a [Link] and applies what
+// the broker delivers, in the order delivered, to its own connections.
+//
+// Implementations must be safe for concurrent use. An adapter for Redis is
+// in the module github.com/hubchat/chat/redisbroker.
+type Broker interface {
+	// Open links a hub to the named room and starts delivering the room's
+	// events to deliver: one call at a time, in the room's order, from a
+	// goroutine of the broker's. The first delivery is an [EventSync]
+	// carrying the room's state; events follow from that point. After a
+	// reconnect the broker delivers a new EventSync with the state as it is
+	// then. deliver must not block for long; the hub never calls back into
+	// the Link from it. Open fails only if the room cannot be used at all.
+	Open(room string, deliver func(Event)) (Link, error)
+}
+
+// A Link is one hub's handle on a room of a [Broker]. All methods are safe
+// for concurrent use. A method that returns nil has had its event accepted
+// by the broker; the event reaches every hub of the room, this one included,
+// through deliver.
+type Link interface {
+	// Join claims username for a member connected to this hub. It fails
+	// with an error wrapping ErrNameTaken if a member of the room, on any
+	// hub, has the same name under case folding (compare with [NameKey]).
+	// On success every hub receives an EventJoin.
+	Join(ctx context.Context, username string) error
+
+	// Leave releases a name claimed through this link; every hub receives
+	// an EventLeave.
+	Leave(ctx context.Context, username string) error
+
+	// Publish assigns m its ID (unique and increasing in the room) and Time,
+	// records it in the room's history unless it is private (m.To is set),
+	// and delivers it to every hub as an EventMessage.
+	Publish(ctx context.Context, m Message) error
+
+	// Close releases the members claimed through this link (every other
+	// hub receives their EventLeave) and stops delivery. After Close
+	// returns, deliver is not called again.
+	Close() error
+}
+
+// EventKind says what an [Event] is.
+type EventKind int
+
+// The kinds of events a Broker delivers.
+const (
+	// EventSync replaces the hub's view of the room with Event.Sync.
+	EventSync EventKind = iota + 1
+	// EventJoin announces that Event.Username joined.
+	EventJoin
+	// EventLeave announces that Event.Username left.
+	EventLeave
+	// EventMessage carries Event.Message, public or private.
+	EventMessage
+)
+
+// An Event is one entry of a room's ordered stream, as delivered by a
+// [Broker].
+type Event struct {
+	Kind EventKind
+	// Username is the member who joined or left.
+	Username string
+	// Message is the message of an EventMessage, with ID and Time set.
+	Message Message
+	// Sync is the room's state, for an EventSync.
+	Sync *Snapshot
+}
+
+// A Snapshot is a room's state at one point of its stream.
+type Snapshot struct {
+	// Users lists the members of every hub of the room in join order.
+	Users []string
+	// History holds the last public messages of the room, oldest first.
+	// A hub keeps at most its Options.HistorySize of them.
+	History []Message
+}
+
+// NameKey returns the canonical form of a username, under which names are
+// unique within a room: two names are the same exactly when
+// [strings.EqualFold] reports them equal, which is exactly when their keys
+// are equal. Brokers use it to claim names atomically.
+func NameKey(username string) string { return nameKey(username) }

@@ -1,0 +1,438 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes sent by the server (RFC 6455 section 7.4.1).
+const (
+	closeNormal       = websocket.CloseNormalClosure   // 1000
+	closeGoingAway    = websocket.CloseGoingAway       // 1001: shutdown
+	closePolicy       = websocket.ClosePolicyViolation // 1008: bad name, too slow, room full
+	closeTooBig       = websocket.CloseMessageTooBig   // 1009: frame over ReadLimit
+	closeTryAgain     = websocket.CloseTryAgainLater   // 1013: broker trouble
+	closeGraceTimeout = 2 * time.Second                // wait for the client's close reply
+	closeNoFrame      = 0                              // finish without sending a close frame
+)
+
+// A Server is an [http.Handler] that upgrades requests to WebSocket
+// connections and attaches them to its [Hub]. Mount it on any pattern of any
+// mux; several Servers may share a Hub. The username comes from
+// Options.Authenticate, else the ?username= query parameter, else the
+// client's first frame.
+//
+// Responses before the upgrade: 400 for a request that is not a WebSocket
+// upgrade, 401 when Authenticate fails, 403 for a cross-origin request not
+// allowed by Options.OriginPatterns, and 503 after the hub has shut down.
+//
+// ServeHTTP returns as soon as the connection is upgraded; the connection
+// then belongs to the hub, which closes it on [Hub.Shutdown]. Middleware
+// wrapping a Server must let the ResponseWriter be hijacked (implement
+// [http.Hijacker]).
+//
+// Use [NewServer]; the zero Server is not usable. A Server is safe for
+// concurrent use.
+type Server struct {
+	hub      *Hub
+	upgrader websocket.Upgrader
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer returns a Server that attaches connections to h.
+func NewServer(h *Hub) *Server {
+	s := &Server{hub: h}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: h.opts.WriteTimeout,
+		// The hub writes pre-built frames straight to the connection, so
+		// gorilla's write buffer is never needed: a pool that is never
+		// drawn from keeps idle connections from holding one.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     h.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			http.Error(w, reason.Error(), status)
+		},
+	}
+	return s
+}
+
+// Hub returns the hub the server attaches connections to.
+func (s *Server) Hub() *Hub { return s.hub }
+
+// ServeHTTP upgrades the request and hands the connection to the hub.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.hub
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		http.Error(w, ErrHubClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	name, fromAuth := r.URL.Query().Get("username"), false
+	if h.opts.Authenticate != nil && websocket.IsWebSocketUpgrade(r) {
+		var err error
+		if name, err = h.opts.Authenticate(r); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		fromAuth = true
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with a 4xx
+	}
+	c := newClient(h, ws)
+	if !h.addConn(c) {
+		_ = ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(closeGoingAway, errTextClosed), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	go c.serve(name, fromAuth)
+}
+
+// checkOrigin allows requests without an Origin header, from the server's
+// own host, and from hosts matching Options.OriginPatterns.
+func (h *Hub) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	if host == strings.ToLower(r.Host) {
+		return true
+	}
+	for _, p := range h.opts.OriginPatterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// A client is one connection. Its reader goroutine (serve) owns the read
+// side and the member's lifetime; writes happen only in writeLoop, which
+// runs while frames are queued and exits when the queue is empty, so an
+// idle connection has no writer goroutine.
+type client struct {
+	h      *Hub
+	ws     *websocket.Conn
+	nc     net.Conn
+	joined chan struct{} // closed when the join has been applied
+
+	// Owned by h.mu.
+	member *member
+	idx    int // index in h.live, or -1
+
+	mu      sync.Mutex
+	queue   [][]byte      // frames waiting to be written
+	spare   [][]byte      // the previous batch, reused
+	wbuf    net.Buffers   // the batch being written
+	writing bool          // writeLoop is running
+	closing bool          // the last frame is queued: accept no more
+	evictBy time.Time     // set when evicted: the last write deadline
+	done    chan struct{} // closed when the writer is finished for good
+}
+
+func newClient(h *Hub, ws *websocket.Conn) *client {
+	return &client{
+		h:      h,
+		ws:     ws,
+		nc:     ws.NetConn(),
+		joined: make(chan struct{}),
+		idx:    -1,
+		done:   make(chan struct{}),
+	}
+}
+
+// enqueue queues a frame for writing and never blocks. If the queue is
+// full, the client is too slow: its queued frames are dropped and it is
+// closed with 1008, so every stream that continues is complete.
+func (c *client) enqueue(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	if len(c.queue) >= c.h.opts.SendQueue {
+		// Too slow: drop what it has not taken, and give the write under
+		// way and the close frame a short grace, not a full WriteTimeout.
+		c.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
+		clear(c.queue)
+		c.queue = c.queue[:0]
+		c.evictBy = time.Now().Add(closeGraceTimeout)
+		_ = c.nc.SetWriteDeadline(c.evictBy)
+		c.closeLocked(closePolicy, errTextSlow)
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.startLocked()
+}
+
+// closeWith queues a close frame with code and reason after the frames
+// already queued, or with closeNoFrame just lets the writer finish; then
+// the client accepts no more frames.
+func (c *client) closeWith(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason)
+}
+
+func (c *client) closeLocked(code int, reason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	if code != closeNoFrame {
+		c.queue = append(c.queue, closeFrame(code, reason))
+	}
+	if len(c.queue) == 0 && !c.writing {
+		close(c.done)
+		return
+	}
+	c.startLocked()
+}
+
+func (c *client) startLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes everything queued, in batches of one writev each, until
+// the queue is empty. Each frame is complete, so a control frame that
+// gorilla writes itself (a 1009 close) never lands inside one of ours.
+func (c *client) writeLoop() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			if c.closing {
+				close(c.done)
+			}
+			c.mu.Unlock()
+			return
+		}
+		batch, last := c.queue, c.closing
+		c.queue, c.spare = c.spare[:0], nil
+		if c.evictBy.IsZero() {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+		}
+		c.mu.Unlock()
+
+		c.wbuf = batch
+		_, err := c.wbuf.WriteTo(c.nc)
+		c.wbuf = nil
+		clear(batch)
+
+		c.mu.Lock()
+		if cap(batch) <= 64 {
+			c.spare = batch[:0]
+		}
+		if err != nil {
+			// The peer is gone or too slow: drop the rest and let the reader
+			// notice the closed connection.
+			clear(c.queue)
+			c.queue = nil
+			c.closing = true
+			c.writing = false
+			close(c.done)
+			c.mu.Unlock()
+			c.nc.Close()
+			return
+		}
+		if last {
+			// The close frame is out; give the client a moment to answer.
+			c.writing = false
+			close(c.done)
+			c.mu.Unlock()
+			_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+// serve is the connection's reader: it joins, then reads, validates and
+// publishes frames until the connection ends, then leaves and cleans up.
+func (c *client) serve(name string, fromAuth bool) {
+	h := c.h
+	defer h.removeConn(c)
+	defer func() {
+		c.closeWith(closeNoFrame, "")
+		<-c.done
+		c.nc.Close()
+	}()
+
+	c.ws.SetReadLimit(h.opts.ReadLimit)
+	c.ws.SetPingHandler(func(data string) error {
+		c.extendRead()
+		c.enqueue(controlFrame(opPong, []byte(data)))
+		return nil
+	})
+	c.ws.SetPongHandler(func(string) error {
+		c.extendRead()
+		return nil
+	})
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = closeNormal
+		}
+		c.closeWith(code, "")
+		return nil
+	})
+
+	if name == "" && !fromAuth {
+		_ = c.nc.SetReadDeadline(time.Now().Add(h.opts.JoinTimeout))
+		n, ok := c.readJoin()
+		if !ok {
+			return
+		}
+		name = n
+	}
+	c.extendRead()
+	valid, err := ValidateUsername(name)
+	if err == nil {
+		err = h.join(context.Background(), c, valid)
+	}
+	if err != nil {
+		h.log.Debug("chat: join refused", "user", name, "err", err)
+		c.refuse(err)
+		return
+	}
+	defer func() {
+		h.leave(c)
+		if h.opts.OnLeave != nil {
+			h.opts.OnLeave(valid)
+		}
+	}()
+	if h.opts.OnJoin != nil {
+		h.opts.OnJoin(valid)
+	}
+	c.readLoop(valid)
+}
+
+// readJoin reads the first frame, which must be a join, and returns the
+// requested name. On anything else it refuses the connection.
+func (c *client) readJoin() (string, bool) {
+	typ, data, err := c.ws.ReadMessage()
+	if err != nil {
+		return "", false
+	}
+	if typ != websocket.TextMessage {
+		c.refuse(errors.New(errTextBinary))
+		return "", false
+	}
+	f, err := decodeClientFrame(data)
+	if err == nil && f.Type != typeJoin {
+		err = errors.New(errTextJoinFirst)
+	}
+	if err != nil {
+		c.refuse(err)
+		return "", false
+	}
+	return *f.Username, true
+}
+
+// refuse sends an error frame and closes with 1008, then waits for the
+// client's close reply (or the grace timeout) so the frames arrive.
+func (c *client) refuse(err error) {
+	c.sendError(publicText(err))
+	c.closeWith(closePolicy, truncate(publicText(err), 100))
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+func (c *client) sendError(text string) {
+	c.enqueue(textFrame(appendError(nil, text)))
+}
+
+func (c *client) extendRead() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.h.opts.ReadTimeout))
+}
+
+// readLoop handles a member's frames until the connection ends.
+func (c *client) readLoop(name string) {
+	h := c.h
+	var lim *bucket
+	if h.opts.RateLimit > 0 {
+		lim = newBucket(h.opts.RateLimit, h.opts.RateBurst, time.Now())
+	}
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if !isExpectedReadError(err) {
+				h.log.Debug("chat: read failed", "user", name, "err", err)
+			}
+			return
+		}
+		c.extendRead()
+		if lim != nil && !lim.allow(time.Now()) {
+			c.sendError(rateText(h.opts.RateLimit))
+			continue
+		}
+		if typ != websocket.TextMessage {
+			c.sendError(errTextBinary)
+			continue
+		}
+		if err := c.handle(name, data); err != nil {
+			c.sendError(publicText(err))
+		}
+	}
+}
+
+// handle validates one frame from a member and publishes its message.
+func (c *client) handle(name string, data []byte) error {
+	h := c.h
+	f, err := decodeClientFrame(data)
+	if err != nil {
+		return err
+	}
+	if f.Type == typeJoin {
+		return errors.New(errTextJoined)
+	}
+	m := &Message{Username: name, Body: *f.Body}
+	if f.To != nil {
+		if m.To = strings.TrimSpace(*f.To); m.To == "" {
+			return errors.New("empty recipient")
+		}
+	}
+	if err := validateBody(m.Body, h.opts.MaxBodyBytes); err != nil {
+		return err
+	}
+	if h.opts.OnMessage != nil {
+		if err := h.opts.OnMessage(m); err != nil {
+			return err
+		}
+		m.Username, m.ID, m.System, m.Time = name, "", false, time.Time{}
+		if err := validateBody(m.Body, h.opts.MaxBodyBytes); err != nil {
+			return err
+		}
+	}
+	return h.publish(context.Background(), m)
+}
+
+func isExpectedReadError(err error) bool {
+	var ne net.Error
+	return websocket.IsCloseError(err, closeNormal, closeGoingAway, websocket.CloseNoStatusReceived) ||
+		errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
+}

@@ -1,0 +1,8 @@
+module github.com/hubchat/chat
+
+go 1.26
+
+require (
+	github.com/google/go-cmp v0.7.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
+)

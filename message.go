@@ -1,0 +1,393 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Message is one chat message, as published to a hub.
+type Message struct {
+	// ID is assigned by the hub: a decimal number, unique and increasing
+	// within the room.
+	ID string
+	// Username is the sender's name as it joined, or Options.SystemName for
+	// messages posted with [Hub.Post].
+	Username string
+	// Body is the text, valid UTF-8, at most Options.MaxBodyBytes bytes.
+	Body string
+	// To is the recipient of a private message, or empty for a message to
+	// everyone.
+	To string
+	// System reports whether the message was posted with [Hub.Post].
+	System bool
+	// Time is when the hub accepted the message; on the wire it is "ts",
+	// in Unix milliseconds.
+	Time time.Time
+}
+
+// Wire type strings.
+const (
+	typeJoin    = "join"
+	typeLeave   = "leave"
+	typeMessage = "message"
+	typeUsers   = "users"
+	typeHistory = "history"
+	typeError   = "error"
+)
+
+// MaxUsernameRunes is the longest username, in characters (runes), after
+// surrounding white space is trimmed.
+const MaxUsernameRunes = 32
+
+// Error-frame texts are part of the wire contract; they are all here.
+const (
+	errTextJoinFirst   = "join first: the first frame must be {\"type\":\"join\",\"username\":...}"
+	errTextJoined      = "already joined"
+	errTextJSON        = "invalid JSON: each frame must hold one JSON object"
+	errTextBinary      = "binary frames are not supported: send JSON in text frames"
+	errTextUTF8        = "invalid UTF-8 in text frame"
+	errTextEmptyBody   = "empty body"
+	errTextRate        = "rate limit exceeded: slow down (at most %g messages/s)"
+	errTextRoomFull    = "room is full"
+	errTextSlow        = "too slow: disconnected"
+	errTextClosed      = "server is shutting down"
+	errTextUnavailable = "room temporarily unavailable, try again"
+)
+
+// Sentinel errors. Client-facing ones double as the text of error frames,
+// without the "chat: " prefix.
+var (
+	// ErrHubClosed is returned by Hub methods after Shutdown or Close.
+	ErrHubClosed = errors.New("chat: hub closed")
+	// ErrNameTaken means another member of the room already uses the name,
+	// compared case-insensitively.
+	ErrNameTaken = errors.New("chat: username taken")
+	// ErrInvalidName means a username broke the rules of [ValidateUsername].
+	ErrInvalidName = errors.New("chat: invalid username")
+	// ErrInvalidBody means a message body was empty, too long or not UTF-8.
+	ErrInvalidBody = errors.New("chat: invalid message body")
+	// ErrNoSuchUser means a private message named a user who is not in the
+	// room.
+	ErrNoSuchUser = errors.New("chat: no such user")
+	// ErrRoomFull means the hub has Options.MaxUsers members.
+	ErrRoomFull = errors.New("chat: room is full")
+)
+
+// clientFrame is the decoded form of every frame a client may send.
+type clientFrame struct {
+	Type     string  `json:"type"`
+	Username *string `json:"username"`
+	Body     *string `json:"body"`
+	To       *string `json:"to"`
+}
+
+// decodeClientFrame decodes one text frame into a fresh value. It rejects
+// invalid UTF-8, anything but a single JSON object, and unknown types. The
+// returned error's text is fit for an error frame.
+func decodeClientFrame(data []byte) (clientFrame, error) {
+	var f clientFrame
+	if !utf8.Valid(data) {
+		return f, errors.New(errTextUTF8)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&f); err != nil {
+		return clientFrame{}, errors.New(errTextJSON)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return clientFrame{}, errors.New(errTextJSON)
+	}
+	switch f.Type {
+	case typeJoin:
+		if f.Username == nil {
+			return clientFrame{}, fmt.Errorf("join needs a username")
+		}
+	case typeMessage:
+		if f.Body == nil {
+			return clientFrame{}, errors.New(errTextEmptyBody)
+		}
+	case "":
+		return clientFrame{}, errors.New("missing type")
+	default:
+		return clientFrame{}, fmt.Errorf("unknown type %q", truncate(f.Type, 32))
+	}
+	return f, nil
+}
+
+// ValidateUsername trims white space from the ends of name and checks the
+// result: it must be 1 to [MaxUsernameRunes] characters of valid UTF-8, with
+// no control characters (Cc), no invisible or direction-changing formatting
+// characters (Cf: zero-width spaces and joiners, bidi controls, the BOM,
+// soft hyphen), no line or paragraph separators, no private-use or
+// unassigned code points and no U+FFFD. It returns the trimmed name, or an
+// error wrapping [ErrInvalidName] that says what is wrong.
+//
+// Names are unique within a room under simple Unicode case folding (the
+// equivalence of [strings.EqualFold]): "Sam", "SAM" and "ſam" are one name.
+// Names are not normalized: a precomposed "é" and "e" followed by U+0301 are
+// different names.
+func ValidateUsername(name string) (string, error) {
+	if !utf8.ValidString(name) {
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+	}
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", fmt.Errorf("%w: empty", ErrInvalidName)
+	}
+	if n := utf8.RuneCountInString(name); n > MaxUsernameRunes {
+		return "", fmt.Errorf("%w: %d characters, at most %d allowed", ErrInvalidName, n, MaxUsernameRunes)
+	}
+	for _, r := range name {
+		if !allowedNameRune(r) {
+			return "", fmt.Errorf("%w: character %U not allowed", ErrInvalidName, r)
+		}
+	}
+	return name, nil
+}
+
+func allowedNameRune(r rune) bool {
+	switch {
+	case r == utf8.RuneError:
+		return false
+	case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp):
+		return false
+	case unicode.IsSpace(r) && r != ' ':
+		return false // tabs, NBSP and other look-alike spaces
+	case !unicode.In(r, unicode.L, unicode.M, unicode.N, unicode.P, unicode.S, unicode.Zs):
+		return false // unassigned
+	}
+	return true
+}
+
+// nameKey is the canonical form of a username: every rune replaced by the
+// smallest rune of its case-folding orbit. Two names have the same key
+// exactly when strings.EqualFold says they are equal.
+func nameKey(name string) string {
+	b := make([]byte, 0, len(name))
+	for _, r := range name {
+		lo := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			lo = min(lo, f)
+		}
+		b = utf8.AppendRune(b, lo)
+	}
+	return string(b)
+}
+
+// validateBody checks a message body against the size limit.
+func validateBody(body string, maxBytes int) error {
+	if strings.TrimSpace(body) == "" {
+		return fmt.Errorf("%w: %s", ErrInvalidBody, errTextEmptyBody)
+	}
+	if len(body) > maxBytes {
+		return fmt.Errorf("%w: body too long: %d bytes, at most %d allowed", ErrInvalidBody, len(body), maxBytes)
+	}
+	if !utf8.ValidString(body) {
+		return fmt.Errorf("%w: %s", ErrInvalidBody, errTextUTF8)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// publicText strips the "chat: " prefix from an error for an error frame.
+func publicText(err error) string {
+	return strings.TrimPrefix(err.Error(), "chat: ")
+}
+
+// Server events are encoded by hand: each is built once per event and
+// framed once for all recipients, and the fields are few and fixed.
+
+// appendMessageJSON appends the wire object of a message event.
+func appendMessageJSON(b []byte, m *Message) []byte {
+	b = append(b, `{"type":"message","id":`...)
+	b = appendJSONString(b, m.ID)
+	b = append(b, `,"username":`...)
+	b = appendJSONString(b, m.Username)
+	b = append(b, `,"body":`...)
+	b = appendJSONString(b, m.Body)
+	if m.To != "" {
+		b = append(b, `,"to":`...)
+		b = appendJSONString(b, m.To)
+	}
+	if m.System {
+		b = append(b, `,"system":true`...)
+	}
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, m.Time.UnixMilli(), 10)
+	return append(b, '}')
+}
+
+// appendNameEvent appends {"type":typ,"username":name} (join and leave).
+func appendNameEvent(b []byte, typ, name string) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","username":`...)
+	b = appendJSONString(b, name)
+	return append(b, '}')
+}
+
+// appendUsers appends the users snapshot.
+func appendUsers(b []byte, names []string) []byte {
+	b = append(b, `{"type":"users","users":[`...)
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, n)
+	}
+	return append(b, "]}"...)
+}
+
+// appendUsersTail extends an encoded users snapshot by one name.
+func appendUsersTail(b []byte, name string) []byte {
+	b = b[:len(b)-2] // "]}"
+	if b[len(b)-1] != '[' {
+		b = append(b, ',')
+	}
+	b = appendJSONString(b, name)
+	return append(b, "]}"...)
+}
+
+// appendHistory appends the history frame from the encoded message objects.
+func appendHistory(b []byte, msgs [][]byte) []byte {
+	b = append(b, `{"type":"history","messages":[`...)
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, m...)
+	}
+	return append(b, "]}"...)
+}
+
+// appendError appends an error event.
+func appendError(b []byte, text string) []byte {
+	b = append(b, `{"type":"error","error":`...)
+	b = appendJSONString(b, text)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. s must be valid UTF-8 (all
+// text the hub sends has been validated). Like encoding/json it escapes
+// control characters, U+2028 and U+2029, and <, > and & so that the output
+// is safe to embed in HTML.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u2028' || r == '\u2029' || (r == utf8.RuneError && size == 1) {
+			b = append(b, s[start:i]...)
+			if r == utf8.RuneError {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// WebSocket framing. Server frames are never masked (RFC 6455 section 5.1),
+// so a frame is a 2-10 byte header followed by the payload, and one encoded
+// frame can be written to every connection as it is.
+
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// newFrame returns a complete, final, unmasked frame with the given opcode
+// around payload, built by calling fill on a buffer with room for the header.
+func newFrame(op byte, payloadLen int, fill func([]byte) []byte) []byte {
+	var hdr [10]byte
+	hdr[0] = 0x80 | op
+	n := 2
+	switch {
+	case payloadLen < 126:
+		hdr[1] = byte(payloadLen)
+	case payloadLen <= 0xFFFF:
+		hdr[1] = 126
+		binary.BigEndian.PutUint16(hdr[2:], uint16(payloadLen))
+		n = 4
+	default:
+		hdr[1] = 127
+		binary.BigEndian.PutUint64(hdr[2:], uint64(payloadLen))
+		n = 10
+	}
+	b := make([]byte, 0, n+payloadLen)
+	b = append(b, hdr[:n]...)
+	return fill(b)
+}
+
+// textFrame frames an encoded JSON payload as one text frame.
+func textFrame(payload []byte) []byte {
+	return newFrame(opText, len(payload), func(b []byte) []byte { return append(b, payload...) })
+}
+
+// closeFrame builds a close frame with a status code and a reason, which is
+// cut to fit the 125-byte limit of control frames.
+func closeFrame(code int, reason string) []byte {
+	reason = truncate(reason, 120)
+	return newFrame(opClose, 2+len(reason), func(b []byte) []byte {
+		b = binary.BigEndian.AppendUint16(b, uint16(code))
+		return append(b, reason...)
+	})
+}
+
+// controlFrame builds a ping or pong with a payload of at most 125 bytes.
+func controlFrame(op byte, payload []byte) []byte {
+	return newFrame(op, len(payload), func(b []byte) []byte { return append(b, payload...) })
+}
+
+// pingFrame is shared by every ping: frames are never modified once built.
+var pingFrame = controlFrame(opPing, nil)

@@ -1,0 +1,186 @@
+package chat
+
+import (
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Options configures a [Hub] and the [Server]s attached to it.
+//
+// A zero Options consists entirely of defaults: a room named "default" with
+// 50 messages of history, 4096-byte bodies, 20 messages/s per connection,
+// same-origin upgrades only, 30 s pings and no authentication. Options are
+// copied by [NewHub]; changing them afterwards has no effect.
+type Options struct {
+	// Name names the room. Hubs in different processes that share a Broker
+	// and a Name form one room. Zero means "default".
+	Name string
+
+	// HistorySize is how many public messages a joiner receives in its
+	// history frame, oldest first. Zero means 50; a negative value turns
+	// history off. Private messages never enter the history.
+	HistorySize int
+
+	// MaxBodyBytes caps one message body, in bytes of UTF-8. A longer body
+	// gets an error frame and the connection stays open. Zero means 4096.
+	// Keep it well below ReadLimit: JSON escaping can make a body six times
+	// longer on the wire.
+	MaxBodyBytes int
+
+	// ReadLimit caps one incoming WebSocket frame, in bytes. A larger frame
+	// closes the connection with 1009 (message too big). Zero means 32768,
+	// which leaves room for a 4096-byte body even if every byte of it is
+	// escaped as \u00XX.
+	ReadLimit int64
+
+	// RateLimit is how many frames per second one connection may send after
+	// joining, on average; RateBurst more may arrive at once. A frame over the
+	// limit is dropped with an error frame that mentions the rate; the
+	// connection stays open. Zero means 20; a negative value turns the limit
+	// off.
+	RateLimit float64
+
+	// RateBurst is the token-bucket depth of the rate limit, in frames.
+	// Zero means the same as RateLimit (at least 1).
+	RateBurst int
+
+	// MaxUsers caps the members of the hub. A join over the cap gets an error
+	// frame and the connection is closed with 1008. Zero means no cap.
+	MaxUsers int
+
+	// SendQueue is how many frames may wait to be written to one connection.
+	// The hub never waits for a client: a client whose queue is full is
+	// disconnected with 1008 ("too slow") and its leave is announced; every
+	// other client keeps a complete stream. Zero means 1024.
+	SendQueue int
+
+	// PingInterval is how often the server pings every connection. Zero means
+	// 30 s; a negative value turns pings off.
+	PingInterval time.Duration
+
+	// ReadTimeout is how long a connection may stay silent (no frame, no pong)
+	// before it is considered dead: it is closed, its name freed and its
+	// leave announced. It must exceed PingInterval. Zero means twice the
+	// PingInterval (60 s by default), or 60 s when pings are off.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds every write to a connection; a client that does not
+	// accept data within it is disconnected. Zero means 10 s.
+	WriteTimeout time.Duration
+
+	// JoinTimeout is how long a connection without ?username= has to send its
+	// join frame. Zero means 10 s.
+	JoinTimeout time.Duration
+
+	// OriginPatterns lists the browser origins, besides the server's own,
+	// that may open a connection. Each is a host pattern matched
+	// case-insensitively against the host[:port] of the Origin header with
+	// [path.Match], e.g. "localhost:8080" or "*.example.com". Requests without
+	// an Origin header (non-browser clients) are always allowed. An upgrade
+	// from any other origin gets 403. Empty means same origin only.
+	OriginPatterns []string
+
+	// Authenticate, if set, is called with each upgrade request before the
+	// upgrade. A non-nil error refuses the request with 401 and the error's
+	// text. Otherwise the returned username is the connection's name; it
+	// overrides ?username= and the join frame, and is still validated.
+	Authenticate func(r *http.Request) (username string, err error)
+
+	// OnJoin, if set, is called after a user has joined and the join has
+	// been announced. It runs on the joining connection's goroutine, outside
+	// the hub's lock, so it may call Hub methods.
+	OnJoin func(username string)
+
+	// OnLeave, if set, is called after a member has left and the leave has
+	// been announced, with the same guarantees as OnJoin.
+	OnLeave func(username string)
+
+	// OnMessage, if set, is called for each valid message a client sends,
+	// before it is published. It may rewrite m.Body (the result is validated
+	// again). A non-nil error rejects the message: the sender gets an error
+	// frame with the error's text and nothing is published. It runs on the
+	// sender's goroutine, outside the hub's lock. ID and Time are not set yet.
+	OnMessage func(m *Message) error
+
+	// SystemName is the username on messages posted with [Hub.Post]. Clients
+	// cannot join under it. Zero means "system".
+	SystemName string
+
+	// Broker, if set, carries the room's events between hubs in several
+	// processes; see [Broker]. Nil means the room lives in this process only,
+	// which costs nothing extra.
+	Broker Broker
+
+	// Logger receives lifecycle events at Debug and unexpected failures at
+	// Warn, never one line per message. Nil means [slog.Default].
+	Logger *slog.Logger
+}
+
+// Defaults, as documented on Options.
+const (
+	defaultName         = "default"
+	defaultHistory      = 50
+	defaultMaxBody      = 4096
+	defaultReadLimit    = 32 << 10
+	defaultRate         = 20
+	defaultSendQueue    = 1024
+	defaultPing         = 30 * time.Second
+	defaultReadTimeout  = 60 * time.Second
+	defaultWriteTimeout = 10 * time.Second
+	defaultJoinTimeout  = 10 * time.Second
+	defaultSystemName   = "system"
+)
+
+// withDefaults returns a copy of o with every zero field replaced by its
+// default. It is the only place defaults are applied.
+func (o Options) withDefaults() Options {
+	o.OriginPatterns = slices.Clone(o.OriginPatterns)
+	if o.Name == "" {
+		o.Name = defaultName
+	}
+	switch {
+	case o.HistorySize == 0:
+		o.HistorySize = defaultHistory
+	case o.HistorySize < 0:
+		o.HistorySize = 0
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = defaultMaxBody
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = defaultReadLimit
+	}
+	if o.RateLimit == 0 {
+		o.RateLimit = defaultRate
+	}
+	if o.RateLimit > 0 && o.RateBurst <= 0 {
+		o.RateBurst = max(1, int(o.RateLimit))
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = defaultSendQueue
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = defaultPing
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = defaultReadTimeout
+		if o.PingInterval > 0 {
+			o.ReadTimeout = 2 * o.PingInterval
+		}
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = defaultWriteTimeout
+	}
+	if o.JoinTimeout <= 0 {
+		o.JoinTimeout = defaultJoinTimeout
+	}
+	if o.SystemName == "" {
+		o.SystemName = defaultSystemName
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
