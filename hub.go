@@ -277,7 +277,7 @@ func (h *Hub) join(ctx context.Context, c *client, name string) error {
 		h.releaseName(name)
 	}
 	if errors.Is(err, ErrNameTaken) {
-		return fmt.Errorf("%w: username %q is taken", ErrNameTaken, name)
+		return errorf(ErrNameTaken, "username %q is taken", name)
 	}
 	h.log.Warn("chat: join through broker failed", "user", name, "err", err)
 	return errors.New(errTextUnavailable)
@@ -310,9 +310,9 @@ func (h *Hub) admitLocked(name, key string) error {
 	case h.closed:
 		return ErrHubClosed
 	case key == h.sysKey:
-		return fmt.Errorf("%w: %q is reserved", ErrInvalidName, name)
+		return errorf(ErrInvalidName, "username %q is reserved", name)
 	case h.members[key] != nil || h.pending[key] != nil:
-		return fmt.Errorf("%w: username %q is taken", ErrNameTaken, name)
+		return errorf(ErrNameTaken, "username %q is taken", name)
 	case h.opts.MaxUsers > 0 && len(h.members)+len(h.pending) >= h.opts.MaxUsers:
 		return ErrRoomFull
 	}
@@ -352,7 +352,7 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 		to := h.members[nameKey(m.To)]
 		if to == nil {
 			h.mu.Unlock()
-			return fmt.Errorf("%w: user %q is not here", ErrNoSuchUser, m.To)
+			return errorf(ErrNoSuchUser, "user %q is not here", m.To)
 		}
 		m.To = to.name
 	}

@@ -136,18 +136,18 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 // different names.
 func ValidateUsername(name string) (string, error) {
 	if !utf8.ValidString(name) {
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+		return "", errorf(ErrInvalidName, "invalid username: not valid UTF-8")
 	}
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return "", fmt.Errorf("%w: empty", ErrInvalidName)
+		return "", errorf(ErrInvalidName, "invalid username: empty")
 	}
 	if n := utf8.RuneCountInString(name); n > MaxUsernameRunes {
-		return "", fmt.Errorf("%w: %d characters, at most %d allowed", ErrInvalidName, n, MaxUsernameRunes)
+		return "", errorf(ErrInvalidName, "invalid username: %d characters, at most %d allowed", n, MaxUsernameRunes)
 	}
 	for _, r := range name {
 		if !allowedNameRune(r) {
-			return "", fmt.Errorf("%w: character %U not allowed", ErrInvalidName, r)
+			return "", errorf(ErrInvalidName, "invalid username: character %U not allowed", r)
 		}
 	}
 	return name, nil
@@ -185,13 +185,13 @@ func nameKey(name string) string {
 // validateBody checks a message body against the size limit.
 func validateBody(body string, maxBytes int) error {
 	if strings.TrimSpace(body) == "" {
-		return fmt.Errorf("%w: %s", ErrInvalidBody, errTextEmptyBody)
+		return errorf(ErrInvalidBody, "%s", errTextEmptyBody)
 	}
 	if len(body) > maxBytes {
-		return fmt.Errorf("%w: body too long: %d bytes, at most %d allowed", ErrInvalidBody, len(body), maxBytes)
+		return errorf(ErrInvalidBody, "body too long: %d bytes, at most %d allowed", len(body), maxBytes)
 	}
 	if !utf8.ValidString(body) {
-		return fmt.Errorf("%w: %s", ErrInvalidBody, errTextUTF8)
+		return errorf(ErrInvalidBody, "%s", errTextUTF8)
 	}
 	return nil
 }
@@ -204,6 +204,22 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// detailError is an error of a sentinel kind with a text of its own, e.g.
+// ErrNameTaken with `username "bob" is taken`: errors.Is matches the kind,
+// and the text makes a readable error frame.
+type detailError struct {
+	kind error
+	text string
+}
+
+func (e *detailError) Error() string { return "chat: " + e.text }
+func (e *detailError) Unwrap() error { return e.kind }
+
+// errorf returns an error of kind with a formatted text.
+func errorf(kind error, format string, args ...any) error {
+	return &detailError{kind: kind, text: fmt.Sprintf(format, args...)}
 }
 
 // publicText strips the "chat: " prefix from an error for an error frame.
