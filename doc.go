@@ -1,0 +1,140 @@
+// Package chat implements WebSocket chat rooms that mount on any
+// [net/http] mux, path or port.
+//
+// A [Hub] is one room: its members in join order, the order and ids of its
+// messages, its history, and the fan-out of every event to the members'
+// connections. A [Server] is the [http.Handler] that upgrades requests to
+// WebSocket connections and attaches them to a hub. [Options] configures
+// both; its zero value is a sensible room.
+//
+// # Quick start
+//
+//	hub := chat.NewHub(chat.Options{})     // one room, all defaults
+//	mux := http.NewServeMux()
+//	mux.Handle("/ws", chat.NewServer(hub)) // *chat.Server is an http.Handler
+//	hs := &http.Server{Addr: "localhost:8080", Handler: mux}
+//	go hs.ListenAndServe()
+//	// ... on shutdown: WebSockets first, then the HTTP server.
+//	hub.Shutdown(ctx)
+//	hs.Shutdown(ctx)
+//
+// A process may run any number of hubs, one per room, path or port; they
+// share nothing. Go code takes part with [Hub.Post] (a system message),
+// [Hub.Users], [Hub.History], and the hooks Options.OnJoin, OnLeave and
+// OnMessage (which may rewrite or reject a message). Options.Authenticate
+// plugs in authentication.
+//
+// # Protocol
+//
+// Each WebSocket text frame holds one JSON object. A client connects to the
+// Server's URL, e.g. ws://host:8080/ws?username=alice. Without ?username=
+// (and without Options.Authenticate), its first frame must be a join.
+//
+// Client to server:
+//
+//	{"type":"join","username":"alice"}
+//	{"type":"message","body":"Hello"}                  to everyone
+//	{"type":"message","body":"psst","to":"bob"}        private: to bob, echoed to the sender
+//
+// Server to client:
+//
+//	{"type":"message","id":"17","username":"alice","body":"Hi!","ts":1763780000123}
+//	{"type":"join","username":"bob"}
+//	{"type":"leave","username":"bob"}
+//	{"type":"users","users":["alice","bob"]}           to the joiner only
+//	{"type":"history","messages":[{"type":"message",...}, ...]}  to the joiner only
+//	{"type":"error","error":"reason"}
+//
+// A message's "id" is a decimal string, unique and increasing within the
+// room; "ts" is the time the hub accepted it, in Unix milliseconds. Private
+// messages carry "to"; messages from [Hub.Post] carry "system":true. The
+// server re-encodes everything it sends: "id", "ts" and "username" are its
+// own, never the client's.
+//
+// # Ordering
+//
+// All members of a room see broadcast events (messages, joins, leaves) in
+// one total order. When bob joins, every member, bob included, receives
+// {"type":"join","username":"bob"}; bob then receives the users snapshot
+// (containing him) and the history (the last Options.HistorySize public
+// messages, oldest first) before any later event. Clients keep their member
+// list from the snapshot plus join and leave events: the snapshot goes only
+// to the joiner, because broadcasting it on every join would cost O(N²)
+// bytes and stop a room of thousands from forming. Private messages never
+// enter the history.
+//
+// # Usernames
+//
+// [ValidateUsername] states the rules: 1 to 32 characters after trimming
+// surrounding white space, with no control characters and no invisible or
+// direction-changing characters (zero-width spaces and joiners, bidi
+// controls, the byte order mark). Names are unique in a room under Unicode
+// simple case folding, the equivalence of [strings.EqualFold], so "Sam",
+// "SAM" and "ſam" are the same name; [NameKey] returns the canonical form.
+// Names are not normalized: "é" and "e" + U+0301 are different names.
+// Options.SystemName is reserved.
+//
+// # Bad input
+//
+// Bad input gets a clear error and disturbs nobody else:
+//
+//   - A taken, invalid or reserved name, a frame other than join before
+//     joining, or a full room (Options.MaxUsers): an error frame, then close
+//     1008.
+//   - Invalid JSON, trailing data after the object, an unknown type, an
+//     empty or oversized body (Options.MaxBodyBytes), a private message to
+//     someone absent, a second join, a binary frame, invalid UTF-8, or a
+//     frame over the rate limit (Options.RateLimit): an error frame; the
+//     connection stays open and nothing is broadcast.
+//   - A frame over Options.ReadLimit: close 1009.
+//
+// Error frames' texts are meant for people; match on the close code, or in
+// Go on the sentinel errors with [errors.Is].
+//
+// # Limits and slow clients
+//
+// The hub never waits for a client. Each connection has a queue of at most
+// Options.SendQueue frames; a client that falls that far behind is
+// disconnected (close 1008 if the close frame can still be written, else
+// the TCP connection is dropped) and its leave is announced, so every
+// stream that continues is complete and in order. The server pings every
+// Options.PingInterval; a connection silent for Options.ReadTimeout (a
+// half-open TCP connection, say) is closed, its name freed and its leave
+// announced. Every write has Options.WriteTimeout. Compression is not
+// negotiated: a compressed frame under the read limit could inflate to
+// megabytes.
+//
+// # Origins
+//
+// Browsers send an Origin header with WebSocket upgrades, and a page on any
+// site can open one to your server. By default only same-origin upgrades
+// (and clients that send no Origin, which are not browsers) are accepted;
+// others get 403. Options.OriginPatterns allows more hosts, e.g.
+// "localhost:8080" or "*.example.com".
+//
+// # Concurrency
+//
+// Hub and Server are safe for concurrent use. Each hub has one lock; an
+// event assigns its id, is encoded and framed once, and is queued on every
+// member's connection inside it, which is what makes the order total. Each
+// connection has a reader goroutine; a writer goroutine runs only while
+// frames are queued and writes them all with one writev, so an idle
+// connection costs one goroutine. Hooks run outside the lock, on the
+// connection's goroutine.
+//
+// # Shutdown
+//
+// [Hub.Shutdown] refuses new connections with 503, sends every client a
+// 1001 (going away) close frame and waits until every connection has
+// closed and every goroutine has exited, or until its context ends.
+// [http.Server.Shutdown] does not wait for hijacked connections such as
+// WebSockets, so call Hub.Shutdown first. [Hub.Close] closes everything at
+// once.
+//
+// # Scaling out
+//
+// Hubs in several processes serve one room when they share a [Broker] and
+// a name (Options.Broker, Options.Name); the module
+// github.com/hubchat/chat/redisbroker provides one on Redis. Without a
+// broker a hub orders its room in process and pays nothing for the seam.
+package chat

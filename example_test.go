@@ -1,0 +1,160 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/hubchat/chat"
+)
+
+// Mount a chat room on a mux next to other handlers. Clients connect with
+// ?username= and exchange JSON frames.
+func ExampleServer() {
+	hub := chat.NewHub(chat.Options{})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", chat.NewServer(hub))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "the web client goes here") })
+	hs := httptest.NewServer(mux) // in a program: http.ListenAndServe(addr, mux)
+	defer hs.Close()
+	defer hub.Shutdown(context.Background()) // WebSockets first: the HTTP server does not track them
+
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	alice := dial(url + "?username=alice")
+	defer alice.Close()
+	printFrames(alice, 3) // her join, the users snapshot, the history
+
+	bob := dial(url + "?username=bob")
+	defer bob.Close()
+	printFrames(alice, 1) // bob's join
+
+	bob.WriteJSON(map[string]string{"type": "message", "body": "Hi, Alice!"})
+	printFrames(alice, 1)
+	// Output:
+	// {"type":"join","username":"alice"}
+	// {"type":"users","users":["alice"]}
+	// {"messages":[],"type":"history"}
+	// {"type":"join","username":"bob"}
+	// {"body":"Hi, Alice!","type":"message","username":"bob"}
+}
+
+// Post a message from the server itself, e.g. an announcement. It goes to
+// every member and into the history.
+func ExampleHub_Post() {
+	hub := chat.NewHub(chat.Options{SystemName: "server"})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+
+	alice := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=alice")
+	defer alice.Close()
+	printFrames(alice, 3)
+
+	if err := hub.Post(context.Background(), "Maintenance at noon."); err != nil {
+		fmt.Println(err)
+	}
+	printFrames(alice, 1)
+	fmt.Println(hub.Users(), len(hub.History()))
+	// Output:
+	// {"type":"join","username":"alice"}
+	// {"type":"users","users":["alice"]}
+	// {"messages":[],"type":"history"}
+	// {"body":"Maintenance at noon.","system":true,"type":"message","username":"server"}
+	// [alice] 1
+}
+
+// Hooks see every message before it is published: OnMessage may rewrite
+// the body or reject the message, and the sender gets the error's text.
+func ExampleOptions_hooks() {
+	hub := chat.NewHub(chat.Options{
+		OnJoin: func(name string) { fmt.Println("hook: joined:", name) },
+		OnMessage: func(m *chat.Message) error {
+			if strings.Contains(m.Body, "http://") {
+				return errors.New("links are not allowed here")
+			}
+			m.Body = strings.ToUpper(m.Body)
+			return nil
+		},
+	})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+
+	alice := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=alice")
+	defer alice.Close()
+	readFrames(alice, 3)
+
+	alice.WriteJSON(map[string]string{"type": "message", "body": "hello"})
+	alice.WriteJSON(map[string]string{"type": "message", "body": "see http://spam.example"})
+	printFrames(alice, 2)
+	// Output:
+	// hook: joined: alice
+	// {"body":"HELLO","type":"message","username":"alice"}
+	// {"error":"links are not allowed here","type":"error"}
+}
+
+// Shut down gracefully: every client receives a 1001 close frame, and
+// Shutdown returns once every connection and goroutine is gone.
+func ExampleHub_Shutdown() {
+	hub := chat.NewHub(chat.Options{})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+
+	alice := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=alice")
+	defer alice.Close()
+	readFrames(alice, 3)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := make(chan error)
+	go func() {
+		_, _, err := alice.ReadMessage()
+		closed <- err
+	}()
+	err := hub.Shutdown(ctx)
+	fmt.Println("alice:", <-closed)
+	fmt.Println("shutdown:", err)
+	fmt.Println("post:", hub.Post(ctx, "anyone?"))
+	// Output:
+	// alice: websocket: close 1001 (going away): server is shutting down
+	// shutdown: <nil>
+	// post: chat: hub closed
+}
+
+func dial(url string) *websocket.Conn {
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		panic(err)
+	}
+	return ws
+}
+
+func readFrames(ws *websocket.Conn, n int) []map[string]any {
+	var out []map[string]any
+	for range n {
+		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var f map[string]any
+		if err := ws.ReadJSON(&f); err != nil {
+			panic(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// printFrames prints frames without the fields that change from run to run.
+func printFrames(ws *websocket.Conn, n int) {
+	for _, f := range readFrames(ws, n) {
+		delete(f, "id")
+		delete(f, "ts")
+		b, _ := json.Marshal(f) // sorts the keys
+		fmt.Println(string(b))
+	}
+}
