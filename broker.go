@@ -22,6 +22,11 @@ type Broker interface {
 	// reconnect the broker delivers a new EventSync with the state as it is
 	// then. deliver must not block for long; the hub never calls back into
 	// the Link from it. Open fails only if the room cannot be used at all.
+	//
+	// A hub closes (with 1013, try again later) every local member that an
+	// EventSync leaves out or an EventLeave removes, without calling
+	// Link.Leave: after delivering an EventSync, a link holds exactly the
+	// names of Sync.Users that its hub's members claimed.
 	Open(room string, deliver func(Event)) (Link, error)
 }
 

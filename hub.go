@@ -396,7 +396,13 @@ func (h *Hub) deliver(ev Event) {
 			h.applyJoinLocked(ev.Username, key, c)
 		}
 	case EventLeave:
-		h.applyLeaveLocked(nameKey(ev.Username))
+		key := nameKey(ev.Username)
+		if m := h.members[key]; m != nil && m.c != nil {
+			// A local member the broker no longer counts: let it reconnect.
+			// (If it is leaving already, this does nothing.)
+			m.c.closeWith(closeTryAgain, errTextUnavailable)
+		}
+		h.applyLeaveLocked(key)
 	case EventMessage:
 		m := ev.Message
 		h.applyMessageLocked(&m)

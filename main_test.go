@@ -12,6 +12,9 @@ import (
 // TestMain fails the run if goroutines outlive the tests: it is what proves
 // that Shutdown, Close and disconnects clean up after themselves.
 func TestMain(m *testing.M) {
+	if spec := os.Getenv("HUBCHAT_IDLE_CLIENTS"); spec != "" {
+		os.Exit(idleClients(spec)) // the client process of BenchmarkIdleMemory
+	}
 	code := m.Run()
 	if code == 0 {
 		if leaked := leakedGoroutines(10 * time.Second); leaked != "" {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary double as a target server, the way the
+// benchmark binary does: startTarget runs os.Executable() with serveEnv set.
+func TestMain(m *testing.M) {
+	if name := os.Getenv(serveEnv); name != "" {
+		os.Exit(serveMain(name))
+	}
+	os.Exit(m.Run())
+}
+
+// smokeConfig is a tiny configuration: a few clients for a second.
+func smokeConfig() *config {
+	return &config{
+		senders:    2,
+		window:     4,
+		duration:   time.Second,
+		warmup:     100 * time.Millisecond,
+		rate:       50,
+		fixedFor:   500 * time.Millisecond,
+		fixedConns: 20,
+		fixedDrain: 5 * time.Second,
+		conns:      50,
+		dialConc:   16,
+		formLimit:  30 * time.Second,
+		serverCPU:  -1,
+		sendQueue:  1024,
+	}
+}
+
+// TestSmoke runs every target with 20 clients and checks that the fan-out
+// loses nothing and that the other workloads produce figures.
+func TestSmoke(t *testing.T) {
+	t.Cleanup(stopAllTargets)
+	for _, name := range availableTargets() {
+		t.Run(name, func(t *testing.T) {
+			cfg := smokeConfig()
+			r := runFanout(cfg, name, 20)
+			if r.err != nil {
+				t.Fatalf("fan-out: %v", r.err)
+			}
+			if r.deliveries == 0 || r.lost != 0 || r.disconnects != 0 {
+				t.Errorf("fan-out: %d deliveries of %d sent messages, %d lost, %d disconnected; %v",
+					r.deliveries, r.sent, r.lost, r.disconnects, r.notes)
+			}
+			if r.p50 <= 0 || r.p99 < r.p50 {
+				t.Errorf("fan-out latencies p50 %v p99 %v", r.p50, r.p99)
+			}
+			if testing.Short() {
+				return
+			}
+			f := runFixed(cfg, name)
+			if f.err != nil || f.sent == 0 || f.lost != 0 {
+				t.Errorf("fixed load: err %v, sent %d, lost %d; %v", f.err, f.sent, f.lost, f.notes)
+			}
+			cr, ir := runConnectIdle(cfg, name)
+			if cr.err != nil || ir.err != nil || cr.rate <= 0 {
+				t.Errorf("connect/idle: %v / %v, rate %.0f", cr.err, ir.err, cr.rate)
+			}
+			if specs[name].join && cr.formed <= 0 {
+				t.Errorf("room of %d did not form", cfg.conns)
+			}
+		})
+	}
+}
+
+func TestHist(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.add(int64(i) * int64(time.Microsecond))
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {1, time.Millisecond}} {
+		got := h.quantile(c.q)
+		if d := float64(got-c.want) / float64(c.want); d < -0.02 || d > 0.02 {
+			t.Errorf("quantile(%v) = %v, want %v ±2%%", c.q, got, c.want)
+		}
+	}
+	for _, v := range []uint64{0, 1, 63, 64, 65, 1000, 1 << 40, 1<<63 - 1} {
+		i := histIndex(v)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("histIndex(%d) = %d out of range", v, i)
+		}
+		if got := histValue(i); float64(got) < float64(v)*0.98 || float64(got) > float64(v)*1.02+1 {
+			t.Errorf("histValue(histIndex(%d)) = %d", v, got)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	msg := appendMessage(nil, 123456789, 3, 42, 5)
+	want := `{"type":"message","body":"t=123456789 s=3 n=42 p=xxxxx"}`
+	if string(msg) != want {
+		t.Fatalf("appendMessage = %s", msg)
+	}
+	r := newRunState(0)
+	r.setWindow(4, 2, 1)
+	r.sems[3] <- struct{}{}
+	// A hubchat frame and two coalesced gorilla messages.
+	r.onBodies([]byte(`{"type":"message","id":"1","username":"u3","body":"t=1 s=3 n=42","ts":1}`))
+	r.onBodies([]byte(`{"type":"message","body":"t=1 s=0 n=0"}` + "\n" + `{"type":"message","body":"t=1 s=1 n=0"}`))
+	if got := r.received.Load(); got != 3 {
+		t.Errorf("received %d, want 3", got)
+	}
+	if len(r.sems[3]) != 0 {
+		t.Error("window slot not released on completion")
+	}
+	if got := string(frameType([]byte(`{"type":"users","users":["a","b"]}`))); got != "users" {
+		t.Errorf("frameType = %q", got)
+	}
+	if got := countUsers([]byte(`{"type":"users","users":["u1","u22","u3"]}`)); got != 3 {
+		t.Errorf("countUsers = %d", got)
+	}
+}
+
+// TestFragments checks that the client reassembles a fragmented message
+// larger than its read buffer, answering a ping sent between fragments.
+func TestFragments(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer cli.Close()
+	defer srv.Close()
+	r := newRunState(0)
+	c := &wsClient{r: r, nc: cli, br: bufio.NewReaderSize(cli, 4096)}
+	part := bytes.Repeat([]byte("a"), 3000)
+	frame := func(b0 byte, p []byte) []byte {
+		f := serverTextFrame(p)
+		f[0] = b0
+		return f
+	}
+	go func() {
+		srv.Write(frame(0x01, part))          // text, not final
+		srv.Write(frame(0x89, []byte("hi")))  // ping
+		srv.Write(frame(0x80, part))          // final continuation
+		srv.Write(frame(0x81, []byte("end"))) // small text
+	}()
+	pong := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 64)
+		n, _ := srv.Read(b)
+		pong <- b[:n]
+	}()
+	p, op, err := c.next()
+	if err != nil || op != opText || len(p) != 6000 {
+		t.Fatalf("next() = %d bytes, op %d, %v; want 6000-byte text", len(p), op, err)
+	}
+	if got := <-pong; len(got) != 2+4+2 || got[0] != 0x8a {
+		t.Errorf("pong frame % x", got)
+	}
+	p, op, err = c.next()
+	if err != nil || op != opText || string(p) != "end" {
+		t.Fatalf("next() = %q, op %d, %v", p, op, err)
+	}
+}

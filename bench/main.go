@@ -1,0 +1,222 @@
+// Command bench runs the same chat workloads against hubchat and four other
+// Go WebSocket broadcast servers and prints one markdown table per
+// workload, every figure with its ratio to hubchat's.
+//
+// Each target runs as a child process (this executable, started with
+// HUBCHAT_BENCH_SERVE=<target>), pinned to its own CPU when possible; the
+// load generator runs in this process on the other CPU. Everything is on
+// 127.0.0.1, every loop is bounded, and every child is stopped before the
+// program exits. See README.md.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// pinnedEnv marks a load generator that has already pinned itself.
+const pinnedEnv = "HUBCHAT_BENCH_PINNED"
+
+func main() {
+	if name := os.Getenv(serveEnv); name != "" {
+		os.Exit(serveMain(name))
+	}
+	os.Exit(benchMain())
+}
+
+func benchMain() int {
+	var (
+		targetsF   = flag.String("targets", strings.Join(availableTargets(), ","), "comma-separated targets to run")
+		workloadsF = flag.String("workloads", "fanout,fixed,idle,connect", "comma-separated workloads: fanout, fixed, idle, connect")
+		sizesF     = flag.String("sizes", "100,1000,5000", "fan-out client counts")
+		quick      = flag.Bool("quick", false, "smoke run: small sizes, short phases (about 30 s)")
+		pin        = flag.Bool("pin", true, "pin the load generator to CPU 0 and targets to CPU 1 (needs taskset and 2 CPUs)")
+		timeout    = flag.Duration("timeout", 10*time.Minute, "abort everything after this long")
+		cfg        config
+	)
+	flag.IntVar(&cfg.senders, "senders", 4, "fan-out and fixed load: sending clients")
+	flag.IntVar(&cfg.window, "window", 8, "fan-out: messages per sender that may be on their way to clients")
+	flag.DurationVar(&cfg.duration, "duration", 2*time.Second, "fan-out: measured time per target and size")
+	flag.DurationVar(&cfg.warmup, "warmup", 300*time.Millisecond, "fan-out: unmeasured time before it")
+	flag.IntVar(&cfg.rate, "rate", 100, "fixed load: messages/s offered")
+	flag.DurationVar(&cfg.fixedFor, "fixed-duration", 3*time.Second, "fixed load: how long")
+	flag.IntVar(&cfg.fixedConns, "fixed-clients", 1000, "fixed load: clients")
+	flag.DurationVar(&cfg.fixedDrain, "fixed-drain", 5*time.Second, "fixed load: wait this long after the last send for deliveries; later ones count as lost")
+	flag.IntVar(&cfg.conns, "conns", 10000, "idle memory and connect rate: clients")
+	flag.IntVar(&cfg.dialConc, "dial-concurrency", 128, "connections being set up at once")
+	flag.DurationVar(&cfg.formLimit, "form-limit", 90*time.Second, "connect: give up on a hubchat room that has not formed after this long")
+	flag.IntVar(&cfg.pad, "pad", 0, "extra bytes per message body")
+	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
+	flag.StringVar(&cfg.profileDir, "profile-dir", "", "write a server CPU profile of every fan-out phase into this directory")
+	flag.Parse()
+
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("sizes", func() { *sizesF = "100,1000" })
+		def("duration", func() { cfg.duration = time.Second })
+		def("warmup", func() { cfg.warmup = 200 * time.Millisecond })
+		def("fixed-duration", func() { cfg.fixedFor = 2 * time.Second })
+		def("conns", func() { cfg.conns = 2000 })
+	}
+
+	if *pin && os.Getenv(pinnedEnv) == "" && runtime.NumCPU() >= 2 {
+		if ts, err := exec.LookPath("taskset"); err == nil {
+			if exe, err := os.Executable(); err == nil {
+				// Re-execute under taskset so that every thread of the load
+				// generator, and its GOMAXPROCS, sees one CPU.
+				args := append([]string{"taskset", "-c", "0", exe}, os.Args[1:]...)
+				err := syscall.Exec(ts, args, append(os.Environ(), pinnedEnv+"=1"))
+				fmt.Fprintf(os.Stderr, "pinning failed (%v); running unpinned\n", err)
+			}
+		}
+	}
+	cfg.serverCPU = -1
+	if os.Getenv(pinnedEnv) != "" {
+		cfg.serverCPU = 1
+	}
+
+	targets := splitList(*targetsF)
+	for _, t := range targets {
+		if specs[t].dial == nil || servers[specs[t].serverName(t)] == nil {
+			fmt.Fprintf(os.Stderr, "unknown target %q; available: %v\n", t, availableTargets())
+			return 2
+		}
+	}
+	workloads := map[string]bool{}
+	for _, w := range splitList(*workloadsF) {
+		switch w {
+		case "fanout", "fixed", "idle", "connect":
+			workloads[w] = true
+		default:
+			fmt.Fprintf(os.Stderr, "unknown workload %q\n", w)
+			return 2
+		}
+	}
+	var sizes []int
+	for _, s := range splitList(*sizesF) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bad size %q\n", s)
+			return 2
+		}
+		sizes = append(sizes, n)
+	}
+	if err := raiseNoFile(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot raise RLIMIT_NOFILE: %v\n", err)
+	}
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+
+	// Stop every child on interrupt or when the time is up.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-sig:
+			fmt.Fprintf(os.Stderr, "\n%v: stopping targets\n", s)
+		case <-time.After(*timeout):
+			fmt.Fprintf(os.Stderr, "\ntimeout %v: stopping targets\n", *timeout)
+		}
+		stopAllTargets()
+		os.Exit(1)
+	}()
+
+	start := time.Now()
+	fmt.Printf("## hubchat benchmark\n\n%s, GOMAXPROCS %d (load generator), %d CPUs on the machine, targets pinned to CPU %d (-1 = unpinned)\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), numCPUMachine(), cfg.serverCPU)
+	fmt.Println("Ratios are the target's figure divided by hubchat's: below 1 means a lower figure than hubchat (better for costs and latencies, worse for rates).")
+
+	res := &results{fanout: map[int][]fanoutResult{}}
+	progress := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	if workloads["fanout"] {
+		for _, n := range sizes {
+			for _, t := range targets {
+				progress("fan-out %s n=%d", t, n)
+				r := runFanout(&cfg, t, n)
+				if r.err != nil {
+					progress("  %s: %v", t, r.err)
+				}
+				res.fanout[n] = append(res.fanout[n], r)
+			}
+			fanoutTable(&cfg, n, res.fanout[n]).print(os.Stdout)
+		}
+	}
+	if workloads["fixed"] {
+		for _, t := range targets {
+			progress("fixed load %s", t)
+			res.fixed = append(res.fixed, runFixed(&cfg, t))
+		}
+		fixedTable(&cfg, res.fixed).print(os.Stdout)
+	}
+	if workloads["idle"] || workloads["connect"] {
+		for _, t := range targets {
+			progress("connect+idle %s n=%d", t, cfg.conns)
+			cr, ir := runConnectIdle(&cfg, t)
+			if cr.err != nil {
+				progress("  %s: %v", t, cr.err)
+			}
+			res.connect = append(res.connect, cr)
+			res.idle = append(res.idle, ir)
+		}
+		if workloads["idle"] {
+			idleTable(&cfg, res.idle).print(os.Stdout)
+		}
+		if workloads["connect"] {
+			connectTable(&cfg, res.connect).print(os.Stdout)
+		}
+	}
+	if contains(targets, "hubchat") {
+		checksTable(res).print(os.Stdout)
+	}
+	fmt.Printf("\ntotal time %.1fs\n", time.Since(start).Seconds())
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// numCPUMachine counts the machine's online CPUs, whatever our affinity.
+func numCPUMachine() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if found {
+			b, _ = strconv.Atoi(hi)
+		}
+		n += b - a + 1
+	}
+	return n
+}

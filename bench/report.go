@@ -1,0 +1,344 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// table is a markdown table.
+type table struct {
+	title  string
+	header []string
+	rows   [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// print writes the table with aligned columns.
+func (t *table) print(w io.Writer) {
+	width := make([]int, len(t.header))
+	for i, h := range t.header {
+		width[i] = len([]rune(h))
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i < len(width) {
+				width[i] = max(width[i], len([]rune(c)))
+			}
+		}
+	}
+	line := func(cells []string) {
+		var b strings.Builder
+		b.WriteString("|")
+		for i := range width {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			fmt.Fprintf(&b, " %s%s |", c, strings.Repeat(" ", width[i]-len([]rune(c))))
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	fmt.Fprintf(w, "\n### %s\n\n", t.title)
+	line(t.header)
+	sep := make([]string, len(width))
+	for i := range width {
+		sep[i] = strings.Repeat("-", width[i])
+	}
+	line(sep)
+	for _, r := range t.rows {
+		line(r)
+	}
+}
+
+// ratio formats v/ref, the figure relative to hubchat's.
+func ratio(v, ref float64, ok bool) string {
+	if !ok || ref <= 0 || v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", v/ref)
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func fmtRate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return fmt.Sprintf("%.2fM/s", r/1e6)
+	case r >= 1e3:
+		return fmt.Sprintf("%.1fk/s", r/1e3)
+	default:
+		return fmt.Sprintf("%.0f/s", r)
+	}
+}
+
+func fmtKiB(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
+
+func fmtPerRead(f float64) string {
+	if f <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+func fmtPct(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
+
+func errCell(err error) string {
+	s := err.Error()
+	if len(s) > 100 {
+		s = s[:100] + "…"
+	}
+	return "ERROR: " + strings.ReplaceAll(s, "|", "/")
+}
+
+// fanoutTable renders the fan-out results for one client count.
+func fanoutTable(cfg *config, n int, rs []fanoutResult) *table {
+	t := &table{
+		title: fmt.Sprintf("Fan-out: %d clients, %d senders, window %d per sender, %v measured",
+			n, min(cfg.senders, n), cfg.window, cfg.duration),
+		header: []string{"target", "deliveries/s", "vs hubchat", "p50", "p99", "lost", "srv CPU/delivery", "vs hubchat", "srv CPU", "gen CPU", "other CPU", "frames/read", "notes"},
+	}
+	var ref fanoutResult
+	hasRef := false
+	for _, r := range rs {
+		if r.target == "hubchat" && r.err == nil {
+			ref, hasRef = r, true
+		}
+	}
+	for _, r := range rs {
+		if r.err != nil {
+			t.add(r.target, errCell(r.err))
+			continue
+		}
+		notes := ""
+		if r.disconnects > 0 {
+			notes = fmt.Sprintf("%d disconnected; ", r.disconnects)
+		}
+		if len(r.notes) > 0 {
+			notes += strings.ReplaceAll(r.notes[0], "|", "/")
+			if len(notes) > 90 {
+				notes = notes[:90] + "…"
+			}
+		}
+		t.add(r.target, fmtRate(r.rate), ratio(r.rate, ref.rate, hasRef),
+			fmtDur(r.p50), fmtDur(r.p99), fmt.Sprint(r.lost),
+			fmtDur(r.cpuPerDel), ratio(float64(r.cpuPerDel), float64(ref.cpuPerDel), hasRef),
+			fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPct(r.otherBusy), fmtPerRead(r.perRead), notes)
+	}
+	return t
+}
+
+// fixedTable renders the fixed-load results.
+func fixedTable(cfg *config, rs []fixedResult) *table {
+	t := &table{
+		title: fmt.Sprintf("Fixed load: %d messages/s offered into %d clients for %v (latency from the scheduled send time; lost = not delivered %v after the last send)",
+			cfg.rate, cfg.fixedConns, cfg.fixedFor, cfg.fixedDrain),
+		header: []string{"target", "sent", "p50", "vs hubchat", "p99", "vs hubchat", "max", "lost"},
+	}
+	var ref fixedResult
+	hasRef := false
+	for _, r := range rs {
+		if r.target == "hubchat" && r.err == nil {
+			ref, hasRef = r, true
+		}
+	}
+	for _, r := range rs {
+		if r.err != nil {
+			t.add(r.target, errCell(r.err))
+			continue
+		}
+		t.add(r.target, fmt.Sprint(r.sent), fmtDur(r.p50), ratio(float64(r.p50), float64(ref.p50), hasRef),
+			fmtDur(r.p99), ratio(float64(r.p99), float64(ref.p99), hasRef), fmtDur(r.max), fmt.Sprint(r.lost))
+	}
+	return t
+}
+
+// idleTable renders the idle-memory results.
+func idleTable(cfg *config, rs []idleResult) *table {
+	t := &table{
+		title:  fmt.Sprintf("Idle memory: %d connected (and joined) idle clients, server side, per connection", cfg.conns),
+		header: []string{"target", "RSS", "vs hubchat", "Go heap", "vs hubchat", "goroutine stacks", "goroutines"},
+	}
+	var ref idleResult
+	hasRef := false
+	for _, r := range rs {
+		if r.target == "hubchat" && r.err == nil {
+			ref, hasRef = r, true
+		}
+	}
+	for _, r := range rs {
+		if r.err != nil {
+			t.add(r.target, errCell(r.err))
+			continue
+		}
+		t.add(r.target, fmtKiB(r.rssPerConn), ratio(r.rssPerConn, ref.rssPerConn, hasRef),
+			fmtKiB(r.heapPer), ratio(r.heapPer, ref.heapPer, hasRef),
+			fmtKiB(r.stackPer), fmt.Sprintf("%.2f", r.gorPer))
+	}
+	return t
+}
+
+// connectTable renders the connect-rate results.
+func connectTable(cfg *config, rs []connectResult) *table {
+	t := &table{
+		title: fmt.Sprintf("Connect rate: %d clients, %d handshakes in flight (hubchat: connect+join)",
+			cfg.conns, cfg.dialConc),
+		header: []string{"target", "connections/s", "vs hubchat", "all connected", "room formed", "hubchat room formed ÷ this target's connect time", "srv CPU", "gen CPU", "frames/read"},
+	}
+	var ref connectResult
+	hasRef := false
+	for _, r := range rs {
+		if r.target == "hubchat" && r.err == nil && r.formed > 0 {
+			ref, hasRef = r, true
+		}
+	}
+	for _, r := range rs {
+		if r.err != nil && r.elapsed == 0 {
+			t.add(r.target, errCell(r.err))
+			continue
+		}
+		formed := "n/a"
+		if r.formed > 0 {
+			formed = fmtDur(r.formed)
+		} else if r.err != nil {
+			formed = errCell(r.err)
+		}
+		hub := "-"
+		if hasRef {
+			hub = fmt.Sprintf("%.2fx", float64(ref.formed)/float64(r.elapsed))
+		}
+		t.add(r.target, fmtRate(r.rate), ratio(r.rate, ref.rate, hasRef), fmtDur(r.elapsed), formed, hub,
+			fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPerRead(r.perRead))
+	}
+	return t
+}
+
+// results collects everything one run measured.
+type results struct {
+	fanout  map[int][]fanoutResult
+	fixed   []fixedResult
+	idle    []idleResult
+	connect []connectResult
+}
+
+func find[T any](rs []T, target string, name func(T) string) (T, bool) {
+	for _, r := range rs {
+		if name(r) == target {
+			return r, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+// checksTable compares hubchat against the library's performance targets.
+func checksTable(res *results) *table {
+	t := &table{
+		title:  "hubchat against its performance targets",
+		header: []string{"requirement", "measured", "result"},
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	fname := func(r fanoutResult) string {
+		if r.err != nil {
+			return ""
+		}
+		return r.target
+	}
+	if rs, ok := res.fanout[1000]; ok {
+		hub, okH := find(rs, "hubchat", fname)
+		if okH {
+			if m, ok := find(rs, "melody", fname); ok {
+				v := float64(hub.cpuPerDel) / float64(m.cpuPerDel)
+				t.add("fan-out 1000: CPU/delivery <= 0.2x melody", fmt.Sprintf("%.3fx", v), verdict(v <= 0.2))
+				v = hub.rate / m.rate
+				t.add("fan-out 1000: deliveries/s >= 5x melody", fmt.Sprintf("%.2fx", v), verdict(v >= 5))
+			}
+			if l, ok := find(rs, "limit", fname); ok {
+				v := float64(hub.cpuPerDel) / float64(l.cpuPerDel)
+				t.add("fan-out 1000: CPU/delivery <= 1.5x limit", fmt.Sprintf("%.2fx", v), verdict(v <= 1.5))
+			}
+			if c, ok := find(rs, "centrifuge", fname); ok {
+				v := hub.rate / c.rate
+				t.add("fan-out 1000: deliveries/s >= 3x centrifuge", fmt.Sprintf("%.2fx", v), verdict(v >= 3))
+			}
+			if c, ok := find(rs, "centrifuge-raw", fname); ok {
+				v := hub.rate / c.rate
+				t.add("(extra) deliveries/s >= 3x centrifuge-raw", fmt.Sprintf("%.2fx", v), verdict(v >= 3))
+			}
+			if rs5, ok := res.fanout[5000]; ok {
+				if h5, ok := find(rs5, "hubchat", fname); ok {
+					v := float64(h5.cpuPerDel) / float64(hub.cpuPerDel)
+					t.add("CPU/delivery at 5000 no worse than at 1000 (10% noise allowed)",
+						fmt.Sprintf("%s vs %s = %.2fx", fmtDur(h5.cpuPerDel), fmtDur(hub.cpuPerDel), v), verdict(v <= 1.1))
+				}
+			}
+		}
+	}
+	if len(res.fanout) > 0 || res.fixed != nil {
+		var lost, disc int64
+		seen := false
+		for _, rs := range res.fanout {
+			if h, ok := find(rs, "hubchat", fname); ok {
+				lost += h.lost
+				disc += h.disconnects
+				seen = true
+			}
+		}
+		if h, ok := find(res.fixed, "hubchat", func(r fixedResult) string { return r.target }); ok && h.err == nil {
+			lost += h.lost
+			seen = true
+		}
+		if seen {
+			t.add("zero lost messages, no disconnects", fmt.Sprintf("lost %d, disconnected %d", lost, disc), verdict(lost == 0 && disc == 0))
+		}
+	}
+	fxname := func(r fixedResult) string {
+		if r.err != nil {
+			return ""
+		}
+		return r.target
+	}
+	if h, ok := find(res.fixed, "hubchat", fxname); ok {
+		if m, ok := find(res.fixed, "melody", fxname); ok {
+			t.add("fixed load: p99 <= melody", fmt.Sprintf("%s vs %s", fmtDur(h.p99), fmtDur(m.p99)), verdict(h.p99 <= m.p99))
+		}
+	}
+	if h, ok := find(res.idle, "hubchat", func(r idleResult) string { return r.target }); ok && h.err == nil {
+		t.add("idle memory <= 12 KiB/connection (RSS)", fmtKiB(h.rssPerConn), verdict(h.rssPerConn <= 12*1024))
+	}
+	cname := func(r connectResult) string { return r.target }
+	if h, ok := find(res.connect, "hubchat", cname); ok && h.elapsed > 0 {
+		if m, ok := find(res.connect, "melody", cname); ok && m.err == nil {
+			v := h.rate / m.rate
+			t.add("connect rate >= melody", fmt.Sprintf("%.2fx (%s vs %s)", v, fmtRate(h.rate), fmtRate(m.rate)), verdict(v >= 1))
+			if h.formed > 0 {
+				v := float64(h.formed) / float64(m.elapsed)
+				t.add(fmt.Sprintf("room of %d forms in <= 3x melody's accept time", h.n),
+					fmt.Sprintf("%.2fx (%s vs %s)", v, fmtDur(h.formed), fmtDur(m.elapsed)), verdict(v <= 3))
+			} else {
+				t.add(fmt.Sprintf("room of %d forms in <= 3x melody's accept time", h.n), "room did not form", "FAIL")
+			}
+		}
+	}
+	return t
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A client is one load-generator connection to a target.
+type client interface {
+	// send publishes msg, a JSON object {"type":"message","body":...}.
+	send(msg []byte) error
+	// close tears the connection down at once (TCP reset, no TIME_WAIT).
+	close()
+}
+
+// wsClient is a minimal WebSocket client (RFC 6455) built for reading
+// many connections cheaply: one goroutine and one 4 KiB buffer per
+// connection, no allocation per frame, and no JSON decoding: frames are
+// scanned for the few fields the benchmark needs. It is used for every
+// target except centrifuge.
+type wsClient struct {
+	id   int
+	r    *runState
+	nc   net.Conn
+	br   *bufio.Reader
+	cent bool // speaks centrifuge's JSON protocol (see centraw.go)
+	centState
+
+	wmu  sync.Mutex // serializes writes (sender and pong replies)
+	wbuf []byte
+	mask [4]byte
+
+	// Reader-goroutine state.
+	scratch []byte // assembles fragmented or large messages
+	discard int    // bytes of the last peeked payload still in br
+	joined  bool   // hubchat: the users snapshot has arrived
+	known   int    // hubchat: members this client knows about
+	formed  bool   // hubchat: known reached the room size
+
+	ready chan struct{} // closed once usable (hubchat: joined)
+	done  chan struct{} // closed when the reader ends
+}
+
+// dialTimeout bounds one connection's TCP connect, handshake and join. It
+// is generous: a server busy announcing thousands of joins may answer late,
+// and how late is what the connect workload measures.
+const dialTimeout = 60 * time.Second
+
+// wsHandshakeKey is a valid Sec-WebSocket-Key; servers only check its form.
+const wsHandshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
+
+// dialWS connects client id to ws://addr/ws?username=u<id>. If join is
+// set (hubchat) it returns once the server has sent the client its member
+// snapshot, i.e. the client has joined the room.
+func dialWS(ctx context.Context, addr string, id int, r *runState, join bool) (client, error) {
+	c, err := handshake(ctx, addr, "/ws?username=u"+strconv.Itoa(id), id, r)
+	if err != nil {
+		return nil, err
+	}
+	if !join {
+		close(c.ready)
+	}
+	go c.readLoop()
+	if join {
+		if err := c.waitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// waitReady waits until the client is joined (or subscribed).
+func (c *wsClient) waitReady(ctx context.Context) error {
+	t := time.NewTimer(dialTimeout)
+	defer t.Stop()
+	select {
+	case <-c.ready:
+		return nil
+	case <-c.done:
+		return errors.New("connection closed before join")
+	case <-ctx.Done():
+		c.close()
+		return ctx.Err()
+	case <-t.C:
+		c.close()
+		return errors.New("timed out waiting for the join")
+	}
+}
+
+// handshake opens a WebSocket connection to path on addr; the caller starts
+// the reader.
+func handshake(ctx context.Context, addr, path string, id int, r *runState) (*wsClient, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &wsClient{id: id, r: r, nc: nc, ready: make(chan struct{}), done: make(chan struct{})}
+	binary.LittleEndian.PutUint32(c.mask[:], rand.Uint32())
+	deadline := time.Now().Add(dialTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	nc.SetDeadline(deadline)
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsHandshakeKey +
+		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	c.br = bufio.NewReaderSize(countingReader{nc, r}, 4096)
+	tp := textproto.NewReader(c.br)
+	status, err := tp.ReadLine()
+	if err == nil {
+		_, err = tp.ReadMIMEHeader()
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	if !strings.HasPrefix(status, "HTTP/1.1 101") {
+		nc.Close()
+		return nil, fmt.Errorf("handshake: %s", status)
+	}
+	nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// countingReader counts the reads that fill a client's buffer, i.e. read
+// system calls; frames per read shows how well a server batches its writes.
+type countingReader struct {
+	nc net.Conn
+	r  *runState
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	cr.r.reads.Add(1)
+	return cr.nc.Read(p)
+}
+
+// WebSocket opcodes.
+const (
+	opCont  = 0
+	opText  = 1
+	opClose = 8
+	opPing  = 9
+	opPong  = 10
+)
+
+func (c *wsClient) readLoop() {
+	defer close(c.done)
+	for {
+		p, op, err := c.next()
+		if err != nil {
+			c.r.lost(c, err)
+			return
+		}
+		switch op {
+		case opText:
+			c.r.frames.Add(1)
+			if c.cent {
+				c.onCentrifuge(p)
+			} else {
+				c.r.onFrame(c, p)
+			}
+		case opClose:
+			code := 0
+			if len(p) >= 2 {
+				code = int(binary.BigEndian.Uint16(p))
+			}
+			c.r.lost(c, fmt.Errorf("close frame %d %q", code, p[min(2, len(p)):]))
+			return
+		}
+		if cap(c.scratch) > 64<<10 {
+			c.scratch = nil // do not keep a big users snapshot per client
+		}
+	}
+}
+
+// header reads one frame header.
+func (c *wsClient) header() (fin bool, op byte, n int, err error) {
+	if c.discard > 0 {
+		c.br.Discard(c.discard)
+		c.discard = 0
+	}
+	var h [8]byte
+	if _, err = io.ReadFull(c.br, h[:2]); err != nil {
+		return
+	}
+	fin, op = h[0]&0x80 != 0, h[0]&0x0f
+	if h[1]&0x80 != 0 {
+		return false, 0, 0, errors.New("masked server frame")
+	}
+	switch l := h[1] & 0x7f; l {
+	case 126:
+		if _, err = io.ReadFull(c.br, h[:2]); err != nil {
+			return
+		}
+		n = int(binary.BigEndian.Uint16(h[:2]))
+	case 127:
+		if _, err = io.ReadFull(c.br, h[:8]); err != nil {
+			return
+		}
+		n = int(binary.BigEndian.Uint64(h[:8]))
+	default:
+		n = int(l)
+	}
+	if n < 0 || n > 64<<20 {
+		return false, 0, 0, fmt.Errorf("frame of %d bytes", n)
+	}
+	return
+}
+
+// next returns the next complete message (or control frame) and its
+// opcode. The payload is valid until the following call.
+func (c *wsClient) next() ([]byte, byte, error) {
+	fin, op, n, err := c.header()
+	if err != nil {
+		return nil, 0, err
+	}
+	if op >= opClose || (fin && n <= c.br.Size()) {
+		// Common case: a control frame, or a whole message that fits in
+		// the read buffer: hand out the buffered bytes without copying.
+		p, err := c.br.Peek(n)
+		if err != nil {
+			return nil, 0, err
+		}
+		c.discard = n
+		if op == opPing {
+			c.writeFrame(opPong, p) //nolint:errcheck // a failed write shows up on read
+		}
+		return p, op, nil
+	}
+	// A fragmented or large message: assemble it in scratch. header()
+	// discards any control frame payload peeked in between.
+	c.scratch = c.scratch[:0]
+	msgOp := op
+	for {
+		start := len(c.scratch)
+		c.scratch = slices.Grow(c.scratch, n)[:start+n]
+		if _, err := io.ReadFull(c.br, c.scratch[start:]); err != nil {
+			return nil, 0, err
+		}
+		if fin {
+			return c.scratch, msgOp, nil
+		}
+		for {
+			if fin, op, n, err = c.header(); err != nil {
+				return nil, 0, err
+			}
+			if op < opClose {
+				break
+			}
+			// Control frames may interleave with fragments.
+			p, err := c.br.Peek(n)
+			if err != nil {
+				return nil, 0, err
+			}
+			c.discard = n
+			switch op {
+			case opPing:
+				c.writeFrame(opPong, p) //nolint:errcheck // a failed write shows up on read
+			case opClose:
+				return p, op, nil
+			}
+		}
+	}
+}
+
+// writeFrame writes one masked client frame.
+func (c *wsClient) writeFrame(op byte, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := append(c.wbuf[:0], 0x80|op)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, c.mask[:]...)
+	start := len(b)
+	b = append(b, p...)
+	for i := range p {
+		b[start+i] ^= c.mask[i&3]
+	}
+	c.wbuf = b
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *wsClient) send(msg []byte) error {
+	if c.cent {
+		return c.centPublish(msg)
+	}
+	return c.writeFrame(opText, msg)
+}
+
+func (c *wsClient) close() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.SetLinger(0) // reset: no TIME_WAIT left on the loopback ports
+	}
+	c.nc.Close()
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+	}
+}

@@ -1,0 +1,431 @@
+// chat.js is the browser client shared by the hubchat example pages.
+//
+// It builds a chat panel (status, message log, users list, username prompt
+// and send box) and speaks the hubchat wire protocol: one JSON object per
+// WebSocket text frame, see the chat package documentation.
+//
+// Text from the network is only ever inserted with textContent, never as
+// HTML.
+//
+// Every element with a data-hubchat-ws attribute (the WebSocket URL, may be
+// relative, e.g. "/ws") gets a panel that connects on load. Pages that need
+// more control use window.HubChat.Chat directly, as multiport.js does.
+(function () {
+  'use strict';
+
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 30000;
+  const MAX_LOG_ITEMS = 500;
+
+  let nextID = 0;
+
+  // el creates an element. props may hold "class", "text" (set as
+  // textContent) and any attribute; children are nodes or strings (text).
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) {
+      if (c !== null && c !== undefined) e.append(c); // append() inserts strings as text
+    }
+    return e;
+  }
+
+  // initials returns up to two letters for an avatar: the first letters of
+  // the first two words, or the first two letters of a single word.
+  function initials(name) {
+    const words = String(name).trim().split(/[\s._-]+/).filter(Boolean);
+    if (words.length === 0) return '?';
+    const first = Array.from(words[0]);
+    const letters = words.length > 1 ? [first[0], Array.from(words[1])[0]] : first.slice(0, 2);
+    return letters.join('').toUpperCase();
+  }
+
+  // avatarColor derives a stable colour from a name (FNV-1a over its code
+  // points, as a hue), dark enough for white initials.
+  function avatarColor(name) {
+    let h = 0x811c9dc5;
+    for (const ch of String(name).toLowerCase()) {
+      h ^= ch.codePointAt(0);
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return 'hsl(' + (h % 360) + ', 55%, 40%)';
+  }
+
+  function avatar(name) {
+    const a = el('span', { class: 'avatar', 'aria-hidden': 'true', text: initials(name) });
+    a.style.backgroundColor = avatarColor(name); // CSSOM: allowed by the page's CSP
+    return a;
+  }
+
+  // wsURL resolves a WebSocket URL relative to the page.
+  function wsURL(url) {
+    const u = new URL(url, location.href);
+    if (u.protocol === 'http:') u.protocol = 'ws:';
+    if (u.protocol === 'https:') u.protocol = 'wss:';
+    return u.href;
+  }
+
+  const storage = {
+    get(key) {
+      try { return localStorage.getItem(key); } catch (e) { return null; }
+    },
+    set(key, value) {
+      try { localStorage.setItem(key, value); } catch (e) { /* private mode */ }
+    },
+    remove(key) {
+      try { localStorage.removeItem(key); } catch (e) { /* private mode */ }
+    },
+  };
+
+  function sameName(a, b) {
+    return String(a).trim().toLowerCase() === String(b).trim().toLowerCase();
+  }
+
+  // parseInput turns what the user typed into a client frame:
+  // "/msg bob hi" and '/msg "bob smith" hi' become private messages.
+  function parseInput(text) {
+    const m = /^\/msg\s+(?:"([^"]+)"|(\S+))\s+([\s\S]+)$/.exec(text);
+    if (m) return { type: 'message', to: m[1] || m[2], body: m[3] };
+    return { type: 'message', body: text };
+  }
+
+  // Chat is one chat panel and its connection. It fires "joined" when the
+  // server has accepted the username, and "failed" when a connection closed
+  // before it ever opened (nothing listening, or the origin was refused).
+  class Chat extends EventTarget {
+    constructor(root) {
+      super();
+      this.root = root;
+      this.url = null; // WebSocket URL without ?username=
+      this.key = null; // localStorage key remembering the username
+      this.ws = null;
+      this.name = null; // name requested for the current connection
+      this.me = null; // name the server confirmed
+      this.joined = false;
+      this.opened = false;
+      this.retries = 0;
+      this.timer = null;
+      this.gen = 0; // bumped by close(); event handlers of older connections check it
+      this.lastError = null;
+      this.users = [];
+      this.seen = new Set(); // id|ts of rendered messages, to skip repeats in history
+      this.myJoinLine = null;
+      this.build();
+      window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
+    }
+
+    build() {
+      const id = 'hc' + (++nextID);
+      this.titleEl = el('h2', { class: 'room', text: 'Chat' });
+      this.statusText = el('span', { class: 'status-text', text: 'Disconnected' });
+      this.statusEl = el('p', { class: 'status', role: 'status', 'data-state': 'disconnected' },
+        el('span', { class: 'dot', 'aria-hidden': 'true' }), this.statusText);
+      this.retryBtn = el('button', { type: 'button', class: 'link', hidden: true, text: 'Reconnect now' });
+      this.retryBtn.addEventListener('click', () => this.reconnectNow());
+
+      this.log = el('ol', { class: 'log', role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite', tabindex: '0' });
+      this.usersCount = el('span', { class: 'count', text: '0' });
+      this.usersList = el('ul', { class: 'users-list' });
+      const users = el('aside', { class: 'users', 'aria-labelledby': id + '-users' },
+        el('h3', { id: id + '-users' }, 'Users ', this.usersCount), this.usersList);
+
+      this.nameInput = el('input', {
+        id: id + '-username', name: 'username', autocomplete: 'nickname', maxlength: '32',
+        required: true, spellcheck: 'false', autocapitalize: 'off',
+      });
+      this.joinError = el('p', { class: 'form-error', role: 'alert', id: id + '-join-error' });
+      this.nameInput.setAttribute('aria-describedby', this.joinError.id);
+      this.joinForm = el('form', { class: 'join', hidden: true },
+        el('h3', { text: 'Choose a username' }),
+        el('div', { class: 'row' },
+          el('label', { for: this.nameInput.id, text: 'Username' }),
+          this.nameInput,
+          el('button', { type: 'submit', text: 'Join' })),
+        this.joinError);
+      this.joinForm.addEventListener('submit', (e) => { e.preventDefault(); this.submitName(); });
+
+      this.msgInput = el('input', {
+        id: id + '-message', name: 'message', autocomplete: 'off', enterkeyhint: 'send',
+        maxlength: '4096', placeholder: 'Write a message… (/msg name text to whisper)',
+      });
+      this.sendForm = el('form', { class: 'composer', hidden: true },
+        el('label', { for: this.msgInput.id, class: 'visually-hidden', text: 'Message' }),
+        this.msgInput,
+        el('button', { type: 'submit', text: 'Send' }));
+      this.sendForm.addEventListener('submit', (e) => { e.preventDefault(); this.submitMessage(); });
+
+      this.root.classList.add('chat');
+      this.root.replaceChildren(
+        el('header', { class: 'chat-head' }, this.titleEl,
+          el('div', { class: 'status-box' }, this.statusEl, this.retryBtn)),
+        el('div', { class: 'chat-main' }, this.log, users),
+        el('footer', { class: 'chat-foot' }, this.joinForm, this.sendForm));
+    }
+
+    // connect switches the panel to the chat server at url. The username is
+    // remembered in localStorage under key; title names the room.
+    connect(url, { key, title } = {}) {
+      url = wsURL(url);
+      if (url === this.url && (this.ws || this.timer)) return;
+      const switching = url !== this.url;
+      this.close();
+      this.url = url;
+      this.key = key || 'hubchat.username:' + url;
+      this.titleEl.textContent = title || 'Chat';
+      this.retries = 0;
+      if (switching) {
+        this.log.replaceChildren();
+        this.seen.clear();
+        this.setUsers([]);
+      }
+      const name = storage.get(this.key);
+      if (name) this.open(name);
+      else this.promptName('');
+    }
+
+    // disconnect closes the connection and stops reconnecting.
+    disconnect() {
+      this.close();
+      this.joinForm.hidden = true;
+      this.sendForm.hidden = true;
+      this.setStatus('disconnected', 'Disconnected');
+    }
+
+    close() {
+      this.gen++;
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.retryBtn.hidden = true;
+      if (this.ws) {
+        const ws = this.ws;
+        this.ws = null; // its events are ignored from now on
+        ws.close(1000);
+      }
+      this.joined = false;
+    }
+
+    promptName(error) {
+      this.close();
+      this.setStatus('disconnected', 'Disconnected: choose a username');
+      this.sendForm.hidden = true;
+      this.joinForm.hidden = false;
+      this.joinError.textContent = error || '';
+      this.nameInput.setAttribute('aria-invalid', error ? 'true' : 'false');
+      if (!this.nameInput.value && this.name) this.nameInput.value = this.name;
+      this.nameInput.focus();
+      this.nameInput.select();
+    }
+
+    submitName() {
+      const name = this.nameInput.value.trim();
+      if (!name) {
+        this.joinError.textContent = 'Please enter a username.';
+        this.nameInput.focus();
+        return;
+      }
+      this.joinError.textContent = '';
+      this.retries = 0;
+      this.open(name);
+    }
+
+    open(name) {
+      this.close();
+      this.name = name;
+      this.me = null;
+      this.opened = false;
+      this.lastError = null;
+      this.myJoinLine = null;
+      this.setStatus('connecting', 'Connecting as ' + name + '…');
+      let ws;
+      try {
+        ws = new WebSocket(this.url + (this.url.includes('?') ? '&' : '?') + 'username=' + encodeURIComponent(name));
+      } catch (e) {
+        this.addLine('error', 'Cannot connect: ' + e.message);
+        this.setStatus('disconnected', 'Disconnected');
+        return;
+      }
+      this.ws = ws;
+      ws.onopen = () => { if (ws === this.ws) this.opened = true; };
+      ws.onmessage = (e) => { if (ws === this.ws) this.receive(e.data); };
+      ws.onclose = (e) => { if (ws === this.ws) this.closed(e); };
+    }
+
+    closed(e) {
+      const wasJoined = this.joined;
+      this.ws = null;
+      this.joined = false;
+      this.sendForm.hidden = true;
+      if (!this.opened) {
+        const gen = this.gen;
+        this.dispatchEvent(new CustomEvent('failed', { detail: { url: this.url } }));
+        if (gen !== this.gen) return; // a listener switched or disconnected
+      }
+      if (e.code === 1008 && !wasJoined) {
+        // Refused at join: taken, invalid or room full. Let the user pick again.
+        storage.remove(this.key);
+        this.promptName(this.lastError || e.reason || 'The server refused this username.');
+        return;
+      }
+      if (wasJoined) {
+        const why = e.code === 1001 ? 'the server is going away' : e.reason || 'connection lost';
+        this.addLine('system', 'Disconnected: ' + why + ' (code ' + e.code + ')');
+      }
+      this.scheduleReconnect();
+    }
+
+    scheduleReconnect() {
+      const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.retries);
+      const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
+      this.retries++;
+      this.setStatus('disconnected', 'Disconnected: reconnecting in ' + Math.max(1, Math.round(delay / 1000)) + ' s');
+      this.retryBtn.hidden = false;
+      this.timer = setTimeout(() => { this.timer = null; this.open(this.name); }, delay);
+    }
+
+    reconnectNow() {
+      if (this.name && this.url) this.open(this.name);
+    }
+
+    receive(data) {
+      let f;
+      try { f = JSON.parse(data); } catch (e) { return; }
+      switch (f.type) {
+        case 'join':
+          if (!this.joined && !this.me && sameName(f.username, this.name)) {
+            this.me = f.username;
+            this.myJoinLine = this.addLine('system', 'You joined as ' + f.username);
+          } else {
+            this.addLine('system', f.username + ' joined');
+          }
+          if (!this.users.includes(f.username)) this.setUsers(this.users.concat(f.username));
+          break;
+        case 'leave':
+          this.addLine('system', f.username + ' left');
+          this.setUsers(this.users.filter((u) => u !== f.username));
+          break;
+        case 'users':
+          this.setUsers(Array.isArray(f.users) ? f.users : []);
+          this.onJoined();
+          break;
+        case 'history':
+          for (const m of f.messages || []) this.addMessage(m, this.myJoinLine);
+          break;
+        case 'message':
+          this.addMessage(f, null);
+          break;
+        case 'error':
+          this.lastError = String(f.error);
+          if (this.joined) this.addLine('error', 'Error: ' + f.error);
+          else this.joinError.textContent = f.error;
+          break;
+      }
+    }
+
+    onJoined() {
+      this.joined = true;
+      this.retries = 0;
+      if (!this.me) this.me = this.name;
+      storage.set(this.key, this.me);
+      this.setStatus('connected', 'Connected as ' + this.me);
+      this.retryBtn.hidden = true;
+      this.joinForm.hidden = true;
+      this.sendForm.hidden = false;
+      this.renderUsers();
+      if (!this.root.contains(document.activeElement) || document.activeElement === this.nameInput ||
+          document.activeElement === document.body) {
+        this.msgInput.focus();
+      }
+      this.dispatchEvent(new CustomEvent('joined', { detail: { url: this.url, username: this.me } }));
+    }
+
+    submitMessage() {
+      const text = this.msgInput.value;
+      if (!text.trim()) return;
+      if (!this.ws || !this.joined || this.ws.readyState !== WebSocket.OPEN) {
+        this.addLine('error', 'Not connected: the message was not sent.');
+        return;
+      }
+      this.ws.send(JSON.stringify(parseInput(text)));
+      this.msgInput.value = '';
+    }
+
+    setStatus(state, text) {
+      this.statusEl.dataset.state = state;
+      this.statusText.textContent = text;
+    }
+
+    setUsers(users) {
+      this.users = users.map(String);
+      this.renderUsers();
+    }
+
+    renderUsers() {
+      this.usersCount.textContent = String(this.users.length);
+      this.usersList.replaceChildren(...this.users.map((u) => {
+        const mine = this.me !== null && u === this.me;
+        const b = el('button', { type: 'button', class: 'user', title: mine ? null : 'Send ' + u + ' a private message' },
+          avatar(u), el('span', { class: 'name', text: u }), mine ? el('span', { class: 'you', text: '(you)' }) : null);
+        if (mine) b.disabled = true;
+        b.addEventListener('click', () => {
+          this.msgInput.value = '/msg ' + (/\s/.test(u) ? '"' + u + '"' : u) + ' ';
+          this.msgInput.focus();
+        });
+        return el('li', null, b);
+      }));
+    }
+
+    // addLine appends a system or error line and returns it.
+    addLine(kind, text) {
+      const li = el('li', { class: 'line ' + kind, text });
+      this.append(li, null);
+      return li;
+    }
+
+    // addMessage renders a message frame, before the node `before` if given.
+    addMessage(m, before) {
+      const key = m.id + '|' + m.ts;
+      if (this.seen.has(key)) return;
+      this.seen.add(key);
+      const when = new Date(Number(m.ts));
+      const time = el('time', { datetime: when.toISOString(), title: when.toLocaleString(),
+        text: when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) });
+      if (m.system) {
+        this.append(el('li', { class: 'line system announce' }, el('span', { text: m.body }), ' ', time), before);
+        return;
+      }
+      const mine = this.me !== null && m.username === this.me;
+      const meta = el('div', { class: 'meta' }, el('span', { class: 'author', text: m.username }));
+      if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + m.to + ' (private)' }));
+      meta.append(time);
+      const li = el('li', { class: 'msg ' + (mine ? 'mine' : 'theirs') + (m.to ? ' private' : '') },
+        avatar(m.username),
+        el('div', { class: 'bubble' }, meta, el('p', { class: 'body', text: m.body })));
+      this.append(li, before);
+    }
+
+    append(li, before) {
+      const log = this.log;
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+      if (before && before.parentNode === log) log.insertBefore(li, before);
+      else log.append(li);
+      while (log.childElementCount > MAX_LOG_ITEMS) log.firstElementChild.remove();
+      if (atBottom || li.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  window.HubChat = { Chat, el, initials, avatarColor, wsURL, storage };
+
+  function mountAll() {
+    for (const root of document.querySelectorAll('[data-hubchat-ws]')) {
+      const chat = new Chat(root);
+      chat.connect(root.dataset.hubchatWs, { title: root.dataset.hubchatTitle });
+    }
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll);
+  else mountAll();
+})();

@@ -1,0 +1,167 @@
+// Command multiport runs several chat servers, one room per port, and a
+// main server with a browser client that switches between them and can ask
+// for more.
+//
+//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-origin host:port,...]
+//	go run ./examples/multiport [flags] custom PORT
+//
+// The first form serves the client on -addr and starts a chat server on
+// each of -servers; the client may start more on the ports of -allow
+// (POST /api/servers). The second starts a single chat server on PORT that
+// the client at -addr can connect to. Chat servers listen on -host and
+// accept pages from the main server's origin and from -origin. SIGINT or
+// SIGTERM closes every client with 1001 (going away) and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hubchat/chat/examples/internal/multiportapp"
+	"github.com/hubchat/chat/examples/internal/run"
+)
+
+func main() {
+	run.Main(func(ctx context.Context) error {
+		cfg, err := parseArgs(os.Args[1:], os.Stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, os.Stdout)
+	})
+}
+
+// config is the command line, parsed.
+type config struct {
+	addr    string // main server
+	host    string // chat servers
+	servers []int
+	allow   multiportapp.PortRange
+	origins []string // extra origins
+	custom  int      // if not 0: run only a chat server on this port
+}
+
+// parseArgs parses the command-line arguments (without the program name),
+// writing usage and errors to out. Flags may come before or after
+// "custom PORT".
+func parseArgs(args []string, out io.Writer) (config, error) {
+	fs := flag.NewFlagSet("multiport", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "usage: multiport [flags]\n       multiport [flags] custom PORT")
+		fs.PrintDefaults()
+	}
+	cfg := config{}
+	fs.StringVar(&cfg.addr, "addr", "localhost:8080", "`host:port` of the main server, which serves the UI")
+	fs.StringVar(&cfg.host, "host", "localhost", "`host` the chat servers listen on")
+	servers := fs.String("servers", "8081,8082", "comma-separated `ports` of the chat servers to start")
+	allow := fs.String("allow", "8083-8099", "`range` of ports the UI may start chat servers on")
+	origins := fs.String("origin", "", "comma-separated extra `host:port` origins whose pages may use the chat servers")
+
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return config{}, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch {
+	case len(positional) == 0:
+	case positional[0] == "custom" && len(positional) == 2:
+		p, err := multiportapp.ParsePort(positional[1])
+		if err != nil {
+			return config{}, err
+		}
+		cfg.custom = p
+	default:
+		fs.Usage()
+		return config{}, fmt.Errorf("unexpected arguments %q", positional)
+	}
+
+	var err error
+	if cfg.allow, err = multiportapp.ParsePortRange(*allow); err != nil {
+		return config{}, fmt.Errorf("-allow: %w", err)
+	}
+	for s := range strings.SplitSeq(*servers, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		p, err := multiportapp.ParsePort(s)
+		if err != nil {
+			return config{}, fmt.Errorf("-servers: %w", err)
+		}
+		cfg.servers = append(cfg.servers, p)
+	}
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.origins = append(cfg.origins, o)
+		}
+	}
+	return cfg, nil
+}
+
+// serve runs the servers until ctx is done, then shuts them down
+// gracefully.
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+	mainHost, mainPort, err := net.SplitHostPort(cfg.addr)
+	if err != nil {
+		return fmt.Errorf("-addr: %w", err)
+	}
+	if cfg.custom != 0 {
+		// The main UI runs elsewhere, by default at -addr: let its pages in.
+		port, err := strconv.Atoi(mainPort)
+		if err != nil || port == 0 {
+			return fmt.Errorf("-addr %q: custom needs the main server's port", cfg.addr)
+		}
+		app := newApp(cfg, port, mainHost)
+		info, err := app.Start(cfg.custom)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "multiport: chat server %s at %s\n", info.Name, info.URL)
+		fmt.Fprintf(stdout, "  open the main UI (http://%s/), type %d into Port\n", cfg.addr, info.Port)
+		return run.Wait(ctx, app.Shutdown)
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	app := newApp(cfg, run.Port(ln.Addr()), mainHost)
+	mainSrv := run.Serve(ln, app.Handler())
+	shutdown := func(ctx context.Context) error {
+		return errors.Join(app.Shutdown(ctx), mainSrv.Shutdown(ctx))
+	}
+	fmt.Fprintf(stdout, "multiport: open %s\n", run.URL("http", mainHost, ln.Addr(), "/"))
+	for _, port := range cfg.servers {
+		info, err := app.Start(port)
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), run.ShutdownTimeout)
+			defer cancel()
+			return errors.Join(fmt.Errorf("chat server on port %d: %w", port, err), shutdown(sctx))
+		}
+		fmt.Fprintf(stdout, "  %s: %s\n", info.Name, info.URL)
+	}
+	fmt.Fprintf(stdout, "  the UI may start chat servers on ports %v\n", cfg.allow)
+	return run.Wait(ctx, shutdown, mainSrv)
+}
+
+// newApp returns the app for a main UI served on mainPort of mainHost.
+func newApp(cfg config, mainPort int, mainHost string) *multiportapp.App {
+	return multiportapp.New(multiportapp.Config{
+		Host:    cfg.host,
+		Origins: append(multiportapp.Origins(mainPort, mainHost, cfg.host), cfg.origins...),
+		Allow:   cfg.allow,
+	})
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/gorilla/websocket"
+	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/examples/internal/chattest"
+	"github.com/hubchat/chat/examples/internal/staticapp"
+)
+
+func TestMain(m *testing.M) { chattest.Main(m) }
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want config
+	}{
+		{"defaults", nil, config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50}}},
+		{"set", []string{"-addr", ":9000", "-rate", "2.5", "-history", "10"},
+			config{addr: ":9000", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10}}},
+		{"off", []string{"-rate", "0", "-history", "0"},
+			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseFlags(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("parseFlags(%q) mismatch (-want +got):\n%s", tc.args, diff)
+			}
+		})
+	}
+	for _, args := range [][]string{{"-rate", "-1"}, {"-history", "-5"}, {"-rate", "x"}, {"extra"}, {"-nope"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded, want an error", args)
+		}
+	}
+}
+
+// startApp serves the app on an httptest server and shuts both down at
+// cleanup, the hub first.
+func startApp(t *testing.T, opts chat.Options) string {
+	t.Helper()
+	app := staticapp.New(opts)
+	ts := httptest.NewServer(app.Handler())
+	t.Cleanup(func() {
+		if err := app.Hub().Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		ts.Close()
+	})
+	return ts.URL
+}
+
+func TestPages(t *testing.T) {
+	url := startApp(t, chat.Options{})
+	tests := []struct {
+		method, path string
+		status       int
+		contentType  string
+		contains     string
+	}{
+		{"GET", "/", 200, "text/html; charset=utf-8", `data-hubchat-ws="/ws"`},
+		{"GET", "/chat.js", 200, "text/javascript; charset=utf-8", "textContent"},
+		{"GET", "/chat.css", 200, "text/css; charset=utf-8", ".msg.mine"},
+		{"HEAD", "/", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/nope", 404, "text/plain; charset=utf-8", ""},
+		{"POST", "/", 405, "text/plain; charset=utf-8", ""},
+		{"GET", "/ws", 400, "text/plain; charset=utf-8", ""}, // not an upgrade
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, url+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tc.status)
+			}
+			if got := resp.Header.Get("Content-Type"); got != tc.contentType {
+				t.Errorf("Content-Type = %q, want %q", got, tc.contentType)
+			}
+			if !strings.Contains(string(body), tc.contains) {
+				t.Errorf("body does not contain %q", tc.contains)
+			}
+			if tc.status == 200 && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+				t.Errorf("missing Content-Security-Policy")
+			}
+		})
+	}
+}
+
+func TestCrossOriginRefused(t *testing.T) {
+	url := chattest.WSURL(startApp(t, chat.Options{})) + "/ws?username=mallory"
+	_, resp, err := chattest.Dial(t, url, "http://evil.example")
+	if err == nil {
+		t.Fatal("cross-origin upgrade succeeded")
+	}
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin upgrade: %v, response %v; want 403", err, resp)
+	}
+	// The page's own origin is welcome.
+	chattest.Join(t, url, strings.Replace(url, "ws://", "http://", 1), "alice")
+}
+
+func TestChat(t *testing.T) {
+	url := chattest.WSURL(startApp(t, chat.Options{})) + "/ws"
+	alice := chattest.Join(t, url, "", "alice")
+	alice.Say("hello <b>everyone</b>")
+	if got := alice.ReadUntil("message"); got.Body != "hello <b>everyone</b>" {
+		t.Fatalf("alice's echo = %+v", got)
+	}
+
+	bob, _, err := chattest.Dial(t, url+"?username=bob", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []chattest.Frame
+	for range 3 {
+		f, err := bob.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.TS, f.ID = 0, ""
+		for i := range f.Messages {
+			f.Messages[i].TS, f.Messages[i].ID = 0, ""
+		}
+		got = append(got, f)
+	}
+	want := []chattest.Frame{
+		{Type: "join", Username: "bob"},
+		{Type: "users", Users: []string{"alice", "bob"}},
+		{Type: "history", Messages: []chattest.Frame{{Type: "message", Username: "alice", Body: "hello <b>everyone</b>"}}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("bob's welcome (-want +got):\n%s", diff)
+	}
+	if f := alice.ReadUntil("join"); f.Username != "bob" {
+		t.Errorf("alice saw %+v, want bob's join", f)
+	}
+
+	bob.Say("hi alice")
+	if f := alice.ReadUntil("message"); f.Username != "bob" || f.Body != "hi alice" {
+		t.Errorf("alice got %+v", f)
+	}
+
+	// A taken name, compared case-insensitively, gets an error and 1008.
+	dup, _, err := chattest.Dial(t, url+"?username=ALICE", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := dup.ReadUntil("error"); !strings.Contains(f.Error, "taken") {
+		t.Errorf("error frame %q does not say taken", f.Error)
+	}
+	if code := dup.CloseCode(); code != websocket.ClosePolicyViolation {
+		t.Errorf("close code = %d, want 1008", code)
+	}
+}
+
+func TestHistoryOff(t *testing.T) {
+	url := chattest.WSURL(startApp(t, chat.Options{HistorySize: -1, RateLimit: -1})) + "/ws"
+	alice := chattest.Join(t, url, "", "alice")
+	for range 50 { // more than the default rate allows at once
+		alice.Say("spam")
+	}
+	for range 50 {
+		if f := alice.ReadUntil("message"); f.Body != "spam" {
+			t.Fatalf("got %+v", f)
+		}
+	}
+	bob := chattest.Join(t, url, "", "bob")
+	bob.Say("first")
+	if f, err := bob.Read(); err != nil || f.Type != "message" || f.Body != "first" {
+		t.Errorf("bob's frame after users = %+v, %v; want his own message (no history)", f, err)
+	}
+}
+
+// TestServe runs the program's serve on a free port: it prints the real
+// URL, chats, and on cancel closes clients with 1001 and returns nil.
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := serve(ctx, cfg, w)
+		w.Close()
+		done <- err
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
+	// "static chat: open http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws)"
+	fields := strings.Fields(line)
+	if len(fields) < 4 || !strings.HasPrefix(fields[3], "http://127.0.0.1:") || strings.HasSuffix(fields[3], ":0/") {
+		t.Fatalf("printed %q, want the real URL", line)
+	}
+	page := fields[3]
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET %s: %s", page, resp.Status)
+	}
+	c := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
+	cancel()
+	if code := c.CloseCode(); code != websocket.CloseGoingAway {
+		t.Errorf("close code on shutdown = %d, want 1001", code)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}

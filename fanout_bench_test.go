@@ -1,0 +1,90 @@
+package chat
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// sinkConn is a net.Conn that discards writes and counts frames' bytes:
+// the hub's fan-out measured without sockets.
+type sinkConn struct {
+	net.Conn // nil: only the methods below are used
+	written  atomic.Int64
+}
+
+func (c *sinkConn) Write(p []byte) (int, error) {
+	c.written.Add(int64(len(p)))
+	return len(p), nil
+}
+func (c *sinkConn) Close() error                     { return nil }
+func (c *sinkConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *sinkConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *sinkConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+
+// BenchmarkFanout publishes one message per iteration to a hub of N
+// members whose connections discard what they receive. It reports the cost
+// per delivery: enqueueing on every member under the hub's lock, plus the
+// writers that drain the queues.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			h := NewHub(Options{SendQueue: 1 << 20, HistorySize: 50, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+			defer h.Close()
+			sinks := make([]*sinkConn, n)
+			clients := make([]*client, n)
+			for i := range n {
+				sinks[i] = &sinkConn{}
+				clients[i] = &client{h: h, nc: sinks[i], joined: make(chan struct{}), idx: -1, done: make(chan struct{})}
+				h.mu.Lock()
+				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), clients[i])
+				h.mu.Unlock()
+			}
+			waitIdle(b, clients)
+			body := "a typical chat message of about sixty bytes, give or take."
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for b.Loop() {
+				m := &Message{Username: "user0", Body: body}
+				h.mu.Lock()
+				h.seq++
+				m.ID = strconv.FormatUint(h.seq, 10)
+				m.Time = time.Now()
+				h.applyMessageLocked(m)
+				h.mu.Unlock()
+			}
+			waitIdle(b, clients)
+			elapsed := time.Since(start)
+			deliveries := float64(b.N) * float64(n)
+			b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
+			b.ReportMetric(float64(elapsed.Nanoseconds())/deliveries, "ns/delivery")
+			for _, c := range clients {
+				c.closeWith(closeNoFrame, "")
+			}
+		})
+	}
+}
+
+// waitIdle waits until every client's writer has drained its queue.
+func waitIdle(b *testing.B, clients []*client) {
+	deadline := time.Now().Add(time.Minute)
+	for _, c := range clients {
+		for {
+			c.mu.Lock()
+			idle := !c.writing && len(c.queue) == 0
+			c.mu.Unlock()
+			if idle {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("writers did not drain within a minute")
+			}
+			time.Sleep(50 * time.Microsecond) // polling, with a deadline
+		}
+	}
+}
