@@ -58,7 +58,9 @@ func NewServer(h *Hub) *Server {
 		// gorilla's write buffer is never needed: a pool that is never
 		// drawn from keeps idle connections from holding one.
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     h.checkOrigin,
+		// ServeHTTP checks the origin before the upgrade, with a clearer
+		// answer than gorilla's.
+		CheckOrigin: func(*http.Request) bool { return true },
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
 		},
@@ -77,6 +79,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	if closed {
 		http.Error(w, ErrHubClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if !h.checkOrigin(r) {
+		http.Error(w, "chat: origin "+r.Header.Get("Origin")+" not allowed", http.StatusForbidden)
 		return
 	}
 	name, fromAuth := r.URL.Query().Get("username"), false

@@ -368,6 +368,9 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.WriteTimeout)
 	defer cancel()
 	if err := h.link.Publish(ctx, *m); err != nil {
+		if errors.Is(err, ErrNoSuchUser) { // the recipient left meanwhile
+			return errorf(ErrNoSuchUser, "user %q is not here", m.To)
+		}
 		h.log.Warn("chat: publish through broker failed", "err", err)
 		return errors.New(errTextUnavailable)
 	}

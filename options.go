@@ -20,7 +20,8 @@ type Options struct {
 
 	// HistorySize is how many public messages a joiner receives in its
 	// history frame, oldest first. Zero means 50; a negative value turns
-	// history off. Private messages never enter the history.
+	// history off, and joiners then get no history frame at all. Private
+	// messages never enter the history.
 	HistorySize int
 
 	// MaxBodyBytes caps one message body, in bytes of UTF-8. A longer body
@@ -79,7 +80,9 @@ type Options struct {
 	// case-insensitively against the host[:port] of the Origin header with
 	// [path.Match], e.g. "localhost:8080" or "*.example.com". Requests without
 	// an Origin header (non-browser clients) are always allowed. An upgrade
-	// from any other origin gets 403. Empty means same origin only.
+	// from any other origin gets 403. Empty means same origin only. As in
+	// path.Match, '[' starts a character class: write a literal IPv6 host
+	// as `\[::1\]:8080`.
 	OriginPatterns []string
 
 	// Authenticate, if set, is called with each upgrade request before the

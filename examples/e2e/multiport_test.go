@@ -12,7 +12,7 @@ import (
 
 	"github.com/hubchat/chat/examples/internal/chattest"
 	"github.com/hubchat/chat/examples/internal/multiportapp"
-	"github.com/hubchat/chat/examples/internal/run"
+	"github.com/hubchat/chat/examples/kit/run"
 )
 
 // serveMultiport runs the multiport app as the program does, on free ports

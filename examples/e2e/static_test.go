@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/internal/run"
-	"github.com/hubchat/chat/examples/internal/staticapp"
+	"github.com/hubchat/chat/examples/kit/run"
+	"github.com/hubchat/chat/examples/kit/staticapp"
 )
 
 // serveStatic runs the static app on addr ("127.0.0.1:0" for any port) until

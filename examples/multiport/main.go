@@ -25,7 +25,7 @@ import (
 	"strings"
 
 	"github.com/hubchat/chat/examples/internal/multiportapp"
-	"github.com/hubchat/chat/examples/internal/run"
+	"github.com/hubchat/chat/examples/kit/run"
 )
 
 func main() {

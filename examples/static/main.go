@@ -18,8 +18,8 @@ import (
 	"os"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/internal/run"
-	"github.com/hubchat/chat/examples/internal/staticapp"
+	"github.com/hubchat/chat/examples/kit/run"
+	"github.com/hubchat/chat/examples/kit/staticapp"
 )
 
 func main() {

@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/chattest"
-	"github.com/hubchat/chat/examples/internal/staticapp"
+	"github.com/hubchat/chat/examples/kit/staticapp"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }

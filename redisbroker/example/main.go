@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/examples/kit/staticapp"
 	"github.com/hubchat/chat/redisbroker"
 	"github.com/redis/go-redis/v9"
 )
@@ -83,11 +84,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- net.A
 	if err != nil {
 		return err
 	}
-	hub := chat.NewHub(chat.Options{Name: cfg.room, Broker: broker, Logger: slog.Default()})
-	mux := http.NewServeMux()
-	mux.Handle("/ws", chat.NewServer(hub))
-	mux.Handle("/", pageHandler())
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The same page and /ws endpoint as examples/static, on a shared room.
+	app := staticapp.New(chat.Options{Name: cfg.room, Broker: broker, Logger: slog.Default()})
+	hub := app.Hub()
+	hs := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	host, _, _ := net.SplitHostPort(cfg.addr)

@@ -24,8 +24,8 @@ import (
 	"syscall"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/internal/run"
-	"github.com/hubchat/chat/examples/internal/webui"
+	"github.com/hubchat/chat/examples/kit/run"
+	"github.com/hubchat/chat/examples/kit/webui"
 )
 
 //go:embed page

@@ -10,7 +10,7 @@ import (
 	"net/http"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/internal/webui"
+	"github.com/hubchat/chat/examples/kit/webui"
 )
 
 //go:embed page
