@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -386,6 +387,9 @@ func (c *client) readLoop(name string) {
 	for {
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.drain()
+			}
 			if !isExpectedReadError(err) {
 				h.log.Debug("chat: read failed", "user", name, "err", err)
 			}
@@ -435,6 +439,15 @@ func (c *client) handle(name string, data []byte) error {
 		}
 	}
 	return h.publish(context.Background(), m)
+}
+
+// drain reads and discards what the client still sends after gorilla has
+// sent it a 1009 close, until it closes or the grace timeout passes, so
+// that closing the connection with unread data does not reset it and
+// destroy the close frame on its way.
+func (c *client) drain() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.nc, 4*c.h.opts.ReadLimit))
 }
 
 func isExpectedReadError(err error) bool {

@@ -98,6 +98,7 @@ func TestKeepalive(t *testing.T) {
 		alive := dial("alive")
 		aliveFrames := make(chan frame, 100)
 		go readAll(alive, aliveFrames)
+		synctest.Wait() // alive has joined before dead connects
 
 		dead := dial("dead")
 		dead.SetPingHandler(func(string) error { return nil }) // never pongs
