@@ -24,6 +24,7 @@ const (
 	closeTryAgain     = websocket.CloseTryAgainLater   // 1013: broker trouble
 	closeGraceTimeout = 2 * time.Second                // wait for the client's close reply
 	closeNoFrame      = 0                              // finish without sending a close frame
+	maxWritev         = 32                             // frames per writev system call
 )
 
 // A Server is an [http.Handler] that upgrades requests to WebSocket
@@ -55,6 +56,9 @@ func NewServer(h *Hub) *Server {
 	s := &Server{hub: h}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: h.opts.WriteTimeout,
+		// Frames are read in pieces anyway; a small read buffer keeps idle
+		// connections small (the default keeps net/http's 4 KiB one).
+		ReadBufferSize: 1024,
 		// The hub writes pre-built frames straight to the connection, so
 		// gorilla's write buffer is never needed: a pool that is never
 		// drawn from keeps idle connections from holding one.
@@ -229,7 +233,12 @@ func (c *client) writeLoop() {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
+			// Idle: keep no more than a small queue slice.
 			c.writing = false
+			c.spare = nil
+			if cap(c.queue) > 8 {
+				c.queue = nil
+			}
 			if c.closing {
 				close(c.done)
 			}
@@ -243,8 +252,13 @@ func (c *client) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		c.wbuf = batch
-		_, err := c.wbuf.WriteTo(c.nc)
+		var err error
+		for b := batch; len(b) > 0 && err == nil; b = b[min(len(b), maxWritev):] {
+			// The runtime keeps an iovec array per connection as large as
+			// its largest writev: bounding the writev bounds that memory.
+			c.wbuf = b[:min(len(b), maxWritev)]
+			_, err = c.wbuf.WriteTo(c.nc)
+		}
 		c.wbuf = nil
 		clear(batch)
 
