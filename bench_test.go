@@ -24,7 +24,7 @@ import (
 
 // BenchmarkEndToEnd measures fan-out over loopback with real WebSocket
 // clients in this process: N clients in one hub, 4 of them sending with a
-// window of 8 messages each, every client reading every message. It reports
+// total window of 32 messages in flight, every client reading every message. It reports
 // deliveries per second, end-to-end latency (from a timestamp carried in the
 // body) and lost messages, which must be 0. Clients and server share the
 // machine, so compare figures within one run; bench/ runs the server in a
@@ -41,52 +41,41 @@ func benchEndToEnd(b *testing.B, n, senders, window int) {
 	var (
 		hist     latencyHistogram
 		received atomic.Int64
-		echoes   = make([]chan struct{}, senders)
 		wg       sync.WaitGroup
 	)
-	for i := range echoes {
-		echoes[i] = make(chan struct{}, window)
-	}
 	clients := connectMany(b, s, n)
-	for i, ws := range clients {
+	for _, ws := range clients {
 		wg.Go(func() {
 			for {
 				_, data, err := ws.ReadMessage()
 				if err != nil {
 					return
 				}
-				from, sent, ok := parseBody(data)
+				_, sent, ok := parseBody(data)
 				if !ok {
 					continue // join, users
 				}
 				hist.add(time.Since(time.Unix(0, sent)))
 				received.Add(1)
-				if from == i {
-					echoes[from] <- struct{}{}
-				}
 			}
 		})
 	}
 
-	// Each sender keeps at most `window` messages in flight (sent but not
-	// yet received back by itself).
-	credits := make([]int, senders)
-	for i := range credits {
-		credits[i] = window
-	}
+	// At most senders×window messages are in flight: a message is sent
+	// only when every client has received all but the last senders×window
+	// ones, so that clients which keep up are never too far behind.
+	inFlight := int64(senders * window)
 	sent := 0
 	start := time.Now()
 	for b.Loop() {
-		i := sent % senders
-		if credits[i] == 0 {
-			select {
-			case <-echoes[i]:
-			case <-time.After(30 * time.Second):
-				b.Fatalf("sender %d: no echo in 30 s", i)
+		deadline := time.Now().Add(30 * time.Second)
+		for received.Load() < (int64(sent)-inFlight)*int64(n) {
+			if time.Now().After(deadline) {
+				b.Fatalf("message %d: deliveries stalled at %d", sent, received.Load())
 			}
-			credits[i]++
+			time.Sleep(20 * time.Microsecond) // polling, with a deadline
 		}
-		credits[i]--
+		i := sent % senders
 		body := fmt.Sprintf(`{"type":"message","body":"s=%d t=%d"}`, i, time.Now().UnixNano())
 		if err := clients[i].WriteMessage(websocket.TextMessage, []byte(body)); err != nil {
 			b.Fatal(err)

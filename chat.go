@@ -24,7 +24,8 @@ const (
 	closeTryAgain     = websocket.CloseTryAgainLater   // 1013: broker trouble
 	closeGraceTimeout = 2 * time.Second                // wait for the client's close reply
 	closeNoFrame      = 0                              // finish without sending a close frame
-	maxWritev         = 32                             // frames per writev system call
+	coalesceBytes     = 16 << 10                       // small frames are copied together into buffers of this size
+	maxDirectFrames   = 8                              // batches up to this many frames are written without copying
 )
 
 // A Server is an [http.Handler] that upgrades requests to WebSocket
@@ -153,7 +154,8 @@ type client struct {
 	mu      sync.Mutex
 	queue   [][]byte      // frames waiting to be written
 	spare   [][]byte      // the previous batch, reused
-	wbuf    net.Buffers   // the batch being written
+	out     net.Buffers   // writer only: what one writev writes
+	pooled  []*[]byte     // writer only: buffers of out to give back
 	writing bool          // writeLoop is running
 	closing bool          // the last frame is queued: accept no more
 	evictBy time.Time     // set when evicted: the last write deadline
@@ -233,12 +235,15 @@ func (c *client) writeLoop() {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
-			// Idle: keep no more than a small queue slice.
+			// Idle: keep small slices for the next burst, drop large ones.
 			c.writing = false
-			c.spare = nil
+			if cap(c.spare) > 8 {
+				c.spare = nil
+			}
 			if cap(c.queue) > 8 {
 				c.queue = nil
 			}
+			c.out, c.pooled = nil, nil
 			if c.closing {
 				close(c.done)
 			}
@@ -252,14 +257,7 @@ func (c *client) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		var err error
-		for b := batch; len(b) > 0 && err == nil; b = b[min(len(b), maxWritev):] {
-			// The runtime keeps an iovec array per connection as large as
-			// its largest writev: bounding the writev bounds that memory.
-			c.wbuf = b[:min(len(b), maxWritev)]
-			_, err = c.wbuf.WriteTo(c.nc)
-		}
-		c.wbuf = nil
+		err := c.write(batch)
 		clear(batch)
 
 		c.mu.Lock()
@@ -288,6 +286,46 @@ func (c *client) writeLoop() {
 		}
 		c.mu.Unlock()
 	}
+}
+
+// write writes a batch of frames with one writev. In a batch of more than
+// maxDirectFrames, frames up to a quarter
+// of coalesceBytes are first copied together into pooled buffers: a copy
+// costs less than an iovec entry, and the runtime keeps an iovec array per
+// connection as large as its largest writev, so few entries keep idle
+// connections small.
+func (c *client) write(batch [][]byte) error {
+	if len(batch) <= maxDirectFrames {
+		c.out = batch
+		_, err := c.out.WriteTo(c.nc)
+		c.out = nil
+		return err
+	}
+	out, pooled := c.out[:0], c.pooled[:0]
+	var cur *[]byte
+	for _, f := range batch {
+		if len(f) > coalesceBytes/4 {
+			out, cur = append(out, f), nil
+			continue
+		}
+		if cur == nil || len(*cur)+len(f) > cap(*cur) {
+			cur = c.h.bufs.Get().(*[]byte)
+			*cur = (*cur)[:0]
+			pooled = append(pooled, cur)
+			out = append(out, nil)
+		}
+		*cur = append(*cur, f...)
+		out[len(out)-1] = *cur
+	}
+	c.out = out
+	_, err := c.out.WriteTo(c.nc) // through the field: out would escape
+	for _, b := range pooled {
+		c.h.bufs.Put(b)
+	}
+	clear(out)
+	clear(pooled)
+	c.out, c.pooled = out[:0], pooled[:0]
+	return err
 }
 
 // serve is the connection's reader: it joins, then reads, validates and

@@ -26,6 +26,7 @@ type Hub struct {
 	stop    chan struct{}  // closed when shutdown starts
 	synced  chan struct{}  // closed once the room's state is known
 	openErr error          // the Broker could not open the room
+	bufs    sync.Pool      // *[]byte write buffers of coalesceBytes, for client.write
 
 	// mu guards everything below. Every change to the room happens under
 	// it, together with the fan-out of the event that announces it, so all
@@ -69,6 +70,10 @@ func NewHub(opts Options) *Hub {
 		conns:   make(map[*client]struct{}),
 		members: make(map[string]*member),
 		pending: make(map[string]*client),
+	}
+	h.bufs.New = func() any {
+		b := make([]byte, 0, coalesceBytes)
+		return &b
 	}
 	if o.Broker == nil {
 		h.syncedOnce = true
