@@ -289,11 +289,11 @@ func (c *client) writeLoop() {
 }
 
 // write writes a batch of frames with one writev. In a batch of more than
-// maxDirectFrames, frames up to a quarter
-// of coalesceBytes are first copied together into pooled buffers: a copy
-// costs less than an iovec entry, and the runtime keeps an iovec array per
-// connection as large as its largest writev, so few entries keep idle
-// connections small.
+// maxDirectFrames, frames up to a quarter of coalesceBytes are first copied
+// together into pooled buffers: a copy costs less than an iovec entry, and
+// the runtime keeps an iovec array per connection as large as its largest
+// writev, so few entries keep idle connections small. Only the writer
+// calls it; c.out and c.pooled are its scratch space.
 func (c *client) write(batch [][]byte) error {
 	if len(batch) <= maxDirectFrames {
 		c.out = batch
