@@ -192,28 +192,19 @@ func (p *targetProc) mem() (memStats, error) {
 
 // heapProfile fetches a heap profile (after a GC) from the target into file.
 func (p *targetProc) heapProfile(file string) error {
-	c := http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get("http://" + p.addr + "/debug/pprof/heap?gc=1")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return p.fetch("/debug/pprof/heap?gc=1", 30*time.Second, file)
 }
 
 // profile fetches a CPU profile of d from the target into file.
 func (p *targetProc) profile(d time.Duration, file string) error {
-	c := http.Client{Timeout: d + 30*time.Second}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	resp, err := c.Get("http://" + p.addr + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs))
+	return p.fetch("/debug/pprof/profile?seconds="+strconv.Itoa(secs), d+30*time.Second, file)
+}
+
+// fetch GETs path from the target, within timeout, into file.
+func (p *targetProc) fetch(path string, timeout time.Duration, file string) error {
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Get("http://" + p.addr + path)
 	if err != nil {
 		return err
 	}

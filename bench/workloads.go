@@ -246,34 +246,46 @@ type fanoutResult struct {
 	notes       []string
 }
 
-// runFanout measures n clients, cfg.senders of which send as fast as the
-// window allows, every client receiving every message.
-func runFanout(cfg *config, name string, n int) (res fanoutResult) {
-	res = fanoutResult{target: name, n: n}
+// openRoom starts target name, connects n clients (joined, for targets
+// that join) and, where clients see joins, waits until every client knows
+// every other. stop closes the clients and stops the target.
+func openRoom(cfg *config, name string, n int) (p *targetProc, r *runState, clients []client, stop func(), err error) {
 	spec := specs[name]
-	p, err := cfg.start(name)
-	if err != nil {
-		res.err = err
-		return
+	if p, err = cfg.start(name); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	defer p.stop()
 	room := 0
 	if spec.join {
 		room = n
 	}
-	r := newRunState(room)
-	clients, _, err := dialAll(spec, p.addr, n, cfg.dialConc, r, 2*time.Minute)
+	r = newRunState(room)
+	if clients, _, err = dialAll(spec, p.addr, n, cfg.dialConc, r, 2*time.Minute); err != nil {
+		p.stop()
+		return nil, nil, nil, nil, err
+	}
+	stop = func() {
+		closeAll(r, clients)
+		p.stop()
+	}
+	if spec.join {
+		if err = waitFormed(r, 2*time.Minute); err != nil {
+			stop()
+			return nil, nil, nil, nil, err
+		}
+	}
+	return p, r, clients, stop, nil
+}
+
+// runFanout measures n clients, cfg.senders of which send as fast as the
+// window allows, every client receiving every message.
+func runFanout(cfg *config, name string, n int) (res fanoutResult) {
+	res = fanoutResult{target: name, n: n}
+	p, r, clients, stop, err := openRoom(cfg, name, n)
 	if err != nil {
 		res.err = err
 		return
 	}
-	defer closeAll(r, clients)
-	if spec.join {
-		if err := waitFormed(r, 2*time.Minute); err != nil {
-			res.err = err
-			return
-		}
-	}
+	defer stop()
 	s := min(cfg.senders, n)
 	r.setWindow(s, cfg.window, n)
 	seq := make([]int64, s)
@@ -342,30 +354,12 @@ type fixedResult struct {
 func runFixed(cfg *config, name string) (res fixedResult) {
 	res = fixedResult{target: name}
 	n := cfg.fixedConns
-	spec := specs[name]
-	p, err := cfg.start(name)
+	_, r, clients, stop, err := openRoom(cfg, name, n)
 	if err != nil {
 		res.err = err
 		return
 	}
-	defer p.stop()
-	room := 0
-	if spec.join {
-		room = n
-	}
-	r := newRunState(room)
-	clients, _, err := dialAll(spec, p.addr, n, cfg.dialConc, r, 2*time.Minute)
-	if err != nil {
-		res.err = err
-		return
-	}
-	defer closeAll(r, clients)
-	if spec.join {
-		if err := waitFormed(r, 2*time.Minute); err != nil {
-			res.err = err
-			return
-		}
-	}
+	defer stop()
 	time.Sleep(200 * time.Millisecond) // let the connect burst settle
 	r.resetCounts()
 
