@@ -19,6 +19,7 @@ type runState struct {
 	formedCh chan struct{}
 
 	received atomic.Int64 // message deliveries
+	probes   atomic.Int64 // deliveries of waitRegistered's probes
 	reads    atomic.Int64 // read calls on all raw clients' connections
 	frames   atomic.Int64 // text messages received by raw clients
 	hist     atomic.Pointer[hist]
@@ -197,6 +198,10 @@ func (r *runState) onBodies(p []byte) {
 		p = rest
 		if t < 0 || s < 0 || n < 0 {
 			r.note("unparsable body")
+			continue
+		}
+		if int(s) >= len(r.slots) { // a probe from outside the window
+			r.probes.Add(1)
 			continue
 		}
 		h.add(now - t)

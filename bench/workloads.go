@@ -259,6 +259,9 @@ func openRoom(cfg *config, name string, n int) (p *targetProc, r *runState, clie
 		room = n
 	}
 	r = newRunState(room)
+	// The window is set before any frame arrives: readers use it unlocked.
+	senders := min(cfg.senders, n)
+	r.setWindow(senders, cfg.window, n)
 	if clients, _, err = dialAll(spec, p.addr, n, cfg.dialConc, r, 2*time.Minute); err != nil {
 		p.stop()
 		return nil, nil, nil, nil, err
@@ -268,12 +271,41 @@ func openRoom(cfg *config, name string, n int) (p *targetProc, r *runState, clie
 		p.stop()
 	}
 	if spec.join {
-		if err = waitFormed(r, 2*time.Minute); err != nil {
-			stop()
-			return nil, nil, nil, nil, err
-		}
+		err = waitFormed(r, 2*time.Minute)
+	} else if n > 0 {
+		err = waitRegistered(r, clients[0], senders, n, time.Minute)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, nil, nil, err
 	}
 	return p, r, clients, stop, nil
+}
+
+// waitRegistered waits until a message reaches all n clients. Servers that
+// add a connection to their broadcast list only after its handshake (the
+// bare ones here do) would otherwise miss the first messages to some
+// clients, and a windowed sender would wait for those forever. Probes come
+// from sender id probeID, outside the window, and are counted apart from
+// the measured deliveries.
+func waitRegistered(r *runState, c client, probeID, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var buf []byte
+	for probe := int64(0); time.Now().Before(deadline); probe++ {
+		r.probes.Store(0)
+		buf = appendMessage(buf[:0], time.Now().UnixNano(), probeID, probe, 0)
+		if err := c.send(buf); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		round := time.Now().Add(500 * time.Millisecond)
+		for r.probes.Load() < int64(n) && time.Now().Before(round) {
+			time.Sleep(time.Millisecond) // polling, with a deadline
+		}
+		if r.probes.Load() >= int64(n) {
+			return nil
+		}
+	}
+	return fmt.Errorf("a probe message did not reach all %d clients within %v", n, timeout)
 }
 
 // runFanout measures n clients, cfg.senders of which send as fast as the
@@ -286,8 +318,7 @@ func runFanout(cfg *config, name string, n int) (res fanoutResult) {
 		return
 	}
 	defer stop()
-	s := min(cfg.senders, n)
-	r.setWindow(s, cfg.window, n)
+	s := min(cfg.senders, n) // the window openRoom set
 	seq := make([]int64, s)
 	if cfg.warmup > 0 {
 		sent := windowed(cfg, r, clients[:s], seq, cfg.warmup)
