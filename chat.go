@@ -24,8 +24,6 @@ const (
 	closeTryAgain     = websocket.CloseTryAgainLater   // 1013: broker trouble
 	closeGraceTimeout = 2 * time.Second                // wait for the client's close reply
 	closeNoFrame      = 0                              // finish without sending a close frame
-	coalesceBytes     = 16 << 10                       // small frames are copied together into buffers of this size
-	maxDirectFrames   = 8                              // batches up to this many frames are written without copying
 )
 
 // A Server is an [http.Handler] that upgrades requests to WebSocket
@@ -138,9 +136,9 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 }
 
 // A client is one connection. Its reader goroutine (serve) owns the read
-// side and the member's lifetime; writes happen only in writeLoop, which
-// runs while frames are queued and exits when the queue is empty, so an
-// idle connection has no writer goroutine.
+// side and the member's lifetime; the hub's outbox (outbox.go) owns the
+// write side, so an idle connection has no writer goroutine and no write
+// buffer.
 type client struct {
 	h      *Hub
 	ws     *websocket.Conn
@@ -149,183 +147,52 @@ type client struct {
 
 	// Owned by h.mu.
 	member *member
-	idx    int // index in h.live, or -1
 
-	mu      sync.Mutex
-	queue   [][]byte      // frames waiting to be written
-	spare   [][]byte      // the previous batch, reused
-	out     net.Buffers   // writer only: what one writev writes
-	pooled  []*[]byte     // writer only: buffers of out to give back
-	writing bool          // writeLoop is running
+	// Owned by h.out.mu: the connection's place in the outbox.
+	state   wstate
+	sub     bool          // receives the hub's broadcasts
+	off     uint64        // next log offset to write
+	wseq    uint64        // log frames written or skipped
+	priv    []privFrame   // frames for this connection only
+	idleIdx int           // index in h.out.idle, or -1
 	closing bool          // the last frame is queued: accept no more
+	closeAt uint64        // closing: write the log up to here, no further
 	evictBy time.Time     // set when evicted: the last write deadline
-	done    chan struct{} // closed when the writer is finished for good
+	done    chan struct{} // closed when writing is finished for good
 }
 
 func newClient(h *Hub, ws *websocket.Conn) *client {
-	return &client{
-		h:      h,
-		ws:     ws,
-		nc:     ws.NetConn(),
-		joined: make(chan struct{}),
-		idx:    -1,
-		done:   make(chan struct{}),
+	c := &client{
+		h:       h,
+		ws:      ws,
+		joined:  make(chan struct{}),
+		idleIdx: -1,
+		done:    make(chan struct{}),
 	}
+	if ws != nil {
+		c.nc = ws.NetConn()
+	}
+	return c
 }
 
-// enqueue queues a frame for writing and never blocks. If the queue is
-// full, the client is too slow: its queued frames are dropped and it is
-// closed with 1008, so every stream that continues is complete.
-func (c *client) enqueue(frame []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return
-	}
-	if len(c.queue) >= c.h.opts.SendQueue {
-		// Too slow: drop what it has not taken, and give the write under
-		// way and the close frame a short grace, not a full WriteTimeout.
-		c.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
-		clear(c.queue)
-		c.queue = c.queue[:0]
-		c.evictBy = time.Now().Add(closeGraceTimeout)
-		_ = c.nc.SetWriteDeadline(c.evictBy)
-		c.closeLocked(closePolicy, errTextSlow)
-		return
-	}
-	c.queue = append(c.queue, frame)
-	c.startLocked()
+// enqueue queues frame parts for this connection alone and never blocks.
+// A client with SendQueue frames waiting is too slow: it is disconnected
+// with 1008, so every stream that continues is complete.
+func (c *client) enqueue(parts ...[]byte) {
+	o := &c.h.out
+	o.mu.Lock()
+	o.sendLocked(c, parts...)
+	o.mu.Unlock()
 }
 
 // closeWith queues a close frame with code and reason after the frames
 // already queued, or with closeNoFrame just lets the writer finish; then
 // the client accepts no more frames.
 func (c *client) closeWith(code int, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closeLocked(code, reason)
-}
-
-func (c *client) closeLocked(code int, reason string) {
-	if c.closing {
-		return
-	}
-	c.closing = true
-	if code != closeNoFrame {
-		c.queue = append(c.queue, closeFrame(code, reason))
-	}
-	if len(c.queue) == 0 && !c.writing {
-		close(c.done)
-		return
-	}
-	c.startLocked()
-}
-
-func (c *client) startLocked() {
-	if !c.writing {
-		c.writing = true
-		go c.writeLoop()
-	}
-}
-
-// writeLoop writes everything queued, in batches of one writev each, until
-// the queue is empty. Each frame is complete, so a control frame that
-// gorilla writes itself (a 1009 close) never lands inside one of ours.
-func (c *client) writeLoop() {
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			// Idle: keep small slices for the next burst, drop large ones.
-			c.writing = false
-			if cap(c.spare) > 8 {
-				c.spare = nil
-			}
-			if cap(c.queue) > 8 {
-				c.queue = nil
-			}
-			c.out, c.pooled = nil, nil
-			if c.closing {
-				close(c.done)
-			}
-			c.mu.Unlock()
-			return
-		}
-		batch, last := c.queue, c.closing
-		c.queue, c.spare = c.spare[:0], nil
-		if c.evictBy.IsZero() {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-		}
-		c.mu.Unlock()
-
-		err := c.write(batch)
-		clear(batch)
-
-		c.mu.Lock()
-		if cap(batch) <= 64 {
-			c.spare = batch[:0]
-		}
-		if err != nil {
-			// The peer is gone or too slow: drop the rest and let the reader
-			// notice the closed connection.
-			clear(c.queue)
-			c.queue = nil
-			c.closing = true
-			c.writing = false
-			close(c.done)
-			c.mu.Unlock()
-			c.nc.Close()
-			return
-		}
-		if last {
-			// The close frame is out; give the client a moment to answer.
-			c.writing = false
-			close(c.done)
-			c.mu.Unlock()
-			_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
-			return
-		}
-		c.mu.Unlock()
-	}
-}
-
-// write writes a batch of frames with one writev. In a batch of more than
-// maxDirectFrames, frames up to a quarter of coalesceBytes are first copied
-// together into pooled buffers: a copy costs less than an iovec entry, and
-// the runtime keeps an iovec array per connection as large as its largest
-// writev, so few entries keep idle connections small. Only the writer
-// calls it; c.out and c.pooled are its scratch space.
-func (c *client) write(batch [][]byte) error {
-	if len(batch) <= maxDirectFrames {
-		c.out = batch
-		_, err := c.out.WriteTo(c.nc)
-		c.out = nil
-		return err
-	}
-	out, pooled := c.out[:0], c.pooled[:0]
-	var cur *[]byte
-	for _, f := range batch {
-		if len(f) > coalesceBytes/4 {
-			out, cur = append(out, f), nil
-			continue
-		}
-		if cur == nil || len(*cur)+len(f) > cap(*cur) {
-			cur = c.h.bufs.Get().(*[]byte)
-			*cur = (*cur)[:0]
-			pooled = append(pooled, cur)
-			out = append(out, nil)
-		}
-		*cur = append(*cur, f...)
-		out[len(out)-1] = *cur
-	}
-	c.out = out
-	_, err := c.out.WriteTo(c.nc) // through the field: out would escape
-	for _, b := range pooled {
-		c.h.bufs.Put(b)
-	}
-	clear(out)
-	clear(pooled)
-	c.out, c.pooled = out[:0], pooled[:0]
-	return err
+	o := &c.h.out
+	o.mu.Lock()
+	o.closeLocked(c, code, reason)
+	o.mu.Unlock()
 }
 
 // serve is the connection's reader: it joins, then reads, validates and

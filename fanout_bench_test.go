@@ -39,7 +39,8 @@ func BenchmarkFanout(b *testing.B) {
 			clients := make([]*client, n)
 			for i := range n {
 				sinks[i] = &sinkConn{}
-				clients[i] = &client{h: h, nc: sinks[i], joined: make(chan struct{}), idx: -1, done: make(chan struct{})}
+				clients[i] = newClient(h, nil)
+				clients[i].nc = sinks[i]
 				h.mu.Lock()
 				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), clients[i])
 				h.mu.Unlock()
@@ -70,14 +71,15 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
-// waitIdle waits until every client's writer has drained its queue.
+// waitIdle waits until everything queued for clients has been written.
 func waitIdle(b *testing.B, clients []*client) {
 	deadline := time.Now().Add(time.Minute)
 	for _, c := range clients {
+		o := &c.h.out
 		for {
-			c.mu.Lock()
-			idle := !c.writing && len(c.queue) == 0
-			c.mu.Unlock()
+			o.mu.Lock()
+			idle := c.state == wIdle && !o.pendingLocked(c)
+			o.mu.Unlock()
 			if idle {
 				break
 			}

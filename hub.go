@@ -26,7 +26,7 @@ type Hub struct {
 	stop    chan struct{}  // closed when shutdown starts
 	synced  chan struct{}  // closed once the room's state is known
 	openErr error          // the Broker could not open the room
-	bufs    sync.Pool      // *[]byte write buffers of coalesceBytes, for client.write
+	out     outbox         // the write side: log, ready queue, writers
 
 	// mu guards everything below. Every change to the room happens under
 	// it, together with the fan-out of the event that announces it, so all
@@ -37,12 +37,13 @@ type Hub struct {
 	conns       map[*client]struct{} // every connection, joined or not
 	members     map[string]*member   // by name key; members of every hub
 	first, last *member              // join order
-	live        []*client            // this hub's joined connections
 	pending     map[string]*client   // broker: claimed, awaiting EventJoin
 	seq         uint64               // last message id, without a broker
 	history     []historyEntry       // ring of public messages
 	histStart   int
 	usersJSON   []byte // cached users payload; nil when stale
+	historyMsg  []byte // cached history frame; nil when stale
+	enc         []byte // scratch for encoding join and leave events
 }
 
 // A member is one user of the room, on this hub or another.
@@ -71,10 +72,7 @@ func NewHub(opts Options) *Hub {
 		members: make(map[string]*member),
 		pending: make(map[string]*client),
 	}
-	h.bufs.New = func() any {
-		b := make([]byte, 0, coalesceBytes)
-		return &b
-	}
+	h.out.init(h)
 	if o.Broker == nil {
 		h.syncedOnce = true
 		close(h.synced)
@@ -154,6 +152,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
+		h.out.wg.Wait()
 		close(done)
 	}()
 	var err error
@@ -205,9 +204,11 @@ func (h *Hub) pinger() {
 			conns = append(conns, c)
 		}
 		h.mu.Unlock()
+		h.out.mu.Lock()
 		for _, c := range conns {
-			c.enqueue(pingFrame)
+			h.out.sendLocked(c, pingFrame)
 		}
+		h.out.mu.Unlock()
 		clear(conns)
 		conns = conns[:0]
 	}
@@ -432,32 +433,43 @@ func (h *Hub) applyJoinLocked(name, key string, c *client) {
 	if h.usersJSON != nil {
 		h.usersJSON = appendUsersTail(h.usersJSON, name)
 	}
-	if c != nil {
-		c.member = m
-		c.idx = len(h.live)
-		h.live = append(h.live, c)
-	}
-	h.fanoutLocked(textFrame(appendNameEvent(nil, typeJoin, name)))
-	if c != nil {
-		h.welcomeLocked(c)
-		close(c.joined)
-	}
+	h.announceJoinLocked(m, c)
 	h.log.Debug("chat: join", "user", name, "local", c != nil)
 }
 
-// welcomeLocked sends a new member the users snapshot and the history.
-func (h *Hub) welcomeLocked(c *client) {
+// announceJoinLocked announces m's join to every local member and, when m
+// is connected here (c != nil), subscribes c from its own join event on and
+// sends it the users snapshot and the history right after it.
+func (h *Hub) announceJoinLocked(m *member, c *client) {
+	h.enc = appendNameEvent(h.enc[:0], typeJoin, m.name)
+	o := &h.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	off := o.end
+	o.broadcastLocked(opText, h.enc)
+	if c == nil {
+		return
+	}
+	c.member = m
+	o.subscribeLocked(c, off, o.seq-1)
 	if h.usersJSON == nil {
 		h.usersJSON = appendUsers(nil, h.usersLocked())
 	}
-	c.enqueue(textFrame(h.usersJSON))
+	// The snapshot is sent straight from the cached payload, which later
+	// joins only extend: its first bytes never change.
+	n := len(h.usersJSON)
+	o.sendLocked(c, appendFrameHeader(nil, opText, n), h.usersJSON[:n-2:n-2], usersEnd)
 	if h.opts.HistorySize > 0 {
-		msgs := make([][]byte, len(h.history))
-		for i := range h.history {
-			msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
+		if h.historyMsg == nil {
+			msgs := make([][]byte, len(h.history))
+			for i := range h.history {
+				msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
+			}
+			h.historyMsg = textFrame(appendHistory(nil, msgs))
 		}
-		c.enqueue(textFrame(appendHistory(nil, msgs)))
+		o.sendLocked(c, h.historyMsg)
 	}
+	close(c.joined)
 }
 
 // applyLeaveLocked removes the member with key, if any, and announces it.
@@ -481,22 +493,16 @@ func (h *Hub) applyLeaveLocked(key string) {
 	if m.c != nil {
 		h.dropLiveLocked(m.c)
 	}
-	h.fanoutLocked(textFrame(appendNameEvent(nil, typeLeave, m.name)))
+	h.enc = appendNameEvent(h.enc[:0], typeLeave, m.name)
+	h.fanoutLocked(h.enc)
 	h.log.Debug("chat: leave", "user", m.name, "local", m.c != nil)
 }
 
 // dropLiveLocked stops fan-out to c.
 func (h *Hub) dropLiveLocked(c *client) {
-	i := c.idx
-	if i < 0 || i >= len(h.live) || h.live[i] != c {
-		return
-	}
-	last := len(h.live) - 1
-	h.live[i] = h.live[last]
-	h.live[i].idx = i
-	h.live[last] = nil
-	h.live = h.live[:last]
-	c.idx = -1
+	h.out.mu.Lock()
+	h.out.unsubscribeLocked(c)
+	h.out.mu.Unlock()
 }
 
 // applyMessageLocked encodes m once and queues the same frame on every
@@ -504,8 +510,8 @@ func (h *Hub) dropLiveLocked(c *client) {
 // message. Public messages enter the history.
 func (h *Hub) applyMessageLocked(m *Message) {
 	obj := appendMessageJSON(nil, m)
-	frame := textFrame(obj)
 	if m.To != "" {
+		frame := textFrame(obj)
 		from, to := h.members[nameKey(m.Username)], h.members[nameKey(m.To)]
 		if from != nil && from.c != nil {
 			from.c.enqueue(frame)
@@ -523,16 +529,18 @@ func (h *Hub) applyMessageLocked(m *Message) {
 			h.history[h.histStart] = e
 			h.histStart = (h.histStart + 1) % n
 		}
+		h.historyMsg = nil
 	}
-	h.fanoutLocked(frame)
+	h.fanoutLocked(obj)
 }
 
-// fanoutLocked queues frame on every local member. It never blocks: a
-// client whose queue is full is disconnected instead (see client.enqueue).
-func (h *Hub) fanoutLocked(frame []byte) {
-	for _, c := range h.live {
-		c.enqueue(frame)
-	}
+// fanoutLocked frames payload once and queues it for every local member.
+// It never blocks: a client that falls SendQueue frames behind is
+// disconnected instead (see outbox).
+func (h *Hub) fanoutLocked(payload []byte) {
+	h.out.mu.Lock()
+	h.out.broadcastLocked(opText, payload)
+	h.out.mu.Unlock()
 }
 
 // applySyncLocked replaces the hub's view of the room with s, announcing
@@ -555,6 +563,7 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 
 	h.history = h.history[:0]
 	h.histStart = 0
+	h.historyMsg = nil
 	for _, msg := range s.History[max(0, len(s.History)-h.opts.HistorySize):] {
 		h.history = append(h.history, historyEntry{msg: msg, json: appendMessageJSON(nil, &msg)})
 	}
@@ -581,15 +590,6 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 	}
 	h.usersJSON = nil
 	for _, m := range added {
-		if m.c != nil {
-			m.c.member = m
-			m.c.idx = len(h.live)
-			h.live = append(h.live, m.c)
-		}
-		h.fanoutLocked(textFrame(appendNameEvent(nil, typeJoin, m.name)))
-		if m.c != nil {
-			h.welcomeLocked(m.c)
-			close(m.c.joined)
-		}
+		h.announceJoinLocked(m, m.c)
 	}
 }

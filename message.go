@@ -271,6 +271,9 @@ func appendUsers(b []byte, names []string) []byte {
 	return append(b, "]}"...)
 }
 
+// usersEnd closes an encoded users snapshot.
+var usersEnd = []byte("]}")
+
 // appendUsersTail extends an encoded users snapshot by one name.
 func appendUsersTail(b []byte, name string) []byte {
 	b = b[:len(b)-2] // "]}"
@@ -362,27 +365,35 @@ const (
 	opPong  = 0xA
 )
 
+// frameHeaderLen is the length of a frame header for a payload of n bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
+}
+
+// appendFrameHeader appends the header of a complete, final, unmasked frame
+// with opcode op and a payload of n bytes.
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+}
+
 // newFrame returns a complete, final, unmasked frame with the given opcode
 // around payload, built by calling fill on a buffer with room for the header.
 func newFrame(op byte, payloadLen int, fill func([]byte) []byte) []byte {
-	var hdr [10]byte
-	hdr[0] = 0x80 | op
-	n := 2
-	switch {
-	case payloadLen < 126:
-		hdr[1] = byte(payloadLen)
-	case payloadLen <= 0xFFFF:
-		hdr[1] = 126
-		binary.BigEndian.PutUint16(hdr[2:], uint16(payloadLen))
-		n = 4
-	default:
-		hdr[1] = 127
-		binary.BigEndian.PutUint64(hdr[2:], uint64(payloadLen))
-		n = 10
-	}
-	b := make([]byte, 0, n+payloadLen)
-	b = append(b, hdr[:n]...)
-	return fill(b)
+	b := make([]byte, 0, frameHeaderLen(payloadLen)+payloadLen)
+	return fill(appendFrameHeader(b, op, payloadLen))
 }
 
 // textFrame frames an encoded JSON payload as one text frame.

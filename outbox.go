@@ -1,0 +1,452 @@
+package chat
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// The write side of a hub.
+//
+// Every broadcast frame is appended once to the hub's log, a sequence of
+// byte chunks in which frames lie back to back. Each subscribed connection
+// has a cursor into the log; writing to it means writing the log from its
+// cursor to the end, which is a slice or two of a chunk: one writev, no
+// copy, however many frames it holds. Frames for one connection only (the
+// users snapshot, history, errors, private messages, pings, the close
+// frame) wait in its priv list, each tagged with the log offset it follows.
+//
+// Connections with something to write wait in the ready queue, oldest
+// first, for one of a few writer goroutines (at most GOMAXPROCS per hub,
+// running only while the queue is not empty). A writer takes a connection,
+// writes everything it has, and puts it back at the end of the queue if
+// more arrived meanwhile. When the writers are busy the queue is long, so
+// each connection's next write carries everything that arrived in between:
+// batches grow with the load, and a room of thousands forming (every join
+// announced to every member) costs a few large writes per connection rather
+// than one system call per frame. When they are idle a frame is written at
+// once.
+//
+// A writer never waits on one connection for long: a write that has not
+// finished after tryWrite is handed to a goroutine of the connection's own
+// (the slow list) that finishes it under the full WriteTimeout. A
+// connection that falls more than SendQueue frames behind the log is
+// disconnected as too slow; the log keeps just enough chunks that every
+// connection within that limit can still be served.
+const (
+	minChunk = 4 << 10
+	maxChunk = 64 << 10
+	tryWrite = 500 * time.Microsecond
+)
+
+// wstate is where a connection is in the outbox.
+type wstate uint8
+
+const (
+	wIdle    wstate = iota // nothing to write (in o.idle if subscribed)
+	wReady                 // in o.ready
+	wWriting               // a writer has it
+	wSlow                  // its own goroutine is finishing a write (in o.slow)
+	wDone                  // finished: nothing more is ever written
+)
+
+// A chunk is a piece of the log. Bytes below len(buf) never change.
+type chunk struct {
+	base uint64 // log offset of buf[0]
+	seq  uint64 // frames in the log before this chunk
+	buf  []byte
+}
+
+// A privFrame is a frame for one connection, written once its log cursor
+// reaches at.
+type privFrame struct {
+	at uint64
+	b  []byte
+}
+
+// outbox is a hub's log, ready queue and writers. mu guards it and the
+// write-side fields of every client of the hub.
+type outbox struct {
+	h          *Hub
+	mu         sync.Mutex
+	chunks     []*chunk // retained log, oldest first
+	nextChunk  int      // size of the next chunk
+	end        uint64   // log offset after the last frame
+	seq        uint64   // frames appended so far
+	idle       []*client
+	ready      []*client // FIFO from head
+	head       int
+	slow       []*client
+	workers    int
+	maxWorkers int
+	wg         sync.WaitGroup // writer and slow-write goroutines
+}
+
+func (o *outbox) init(h *Hub) {
+	o.h = h
+	o.nextChunk = minChunk
+	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
+}
+
+// broadcastLocked appends a frame with opcode op around payload to the log
+// and wakes every idle subscriber.
+func (o *outbox) broadcastLocked(op byte, payload []byte) {
+	n := frameHeaderLen(len(payload)) + len(payload)
+	var ch *chunk
+	if k := len(o.chunks); k > 0 && cap(o.chunks[k-1].buf)-len(o.chunks[k-1].buf) >= n {
+		ch = o.chunks[k-1]
+	} else {
+		size := max(n, o.nextChunk)
+		o.nextChunk = min(maxChunk, 2*o.nextChunk)
+		ch = &chunk{base: o.end, seq: o.seq, buf: make([]byte, 0, size)}
+		o.chunks = append(o.chunks, ch)
+	}
+	ch.buf = appendFrameHeader(ch.buf, op, len(payload))
+	ch.buf = append(ch.buf, payload...)
+	o.end += uint64(n)
+	o.seq++
+
+	// Drop chunks no connection within the SendQueue limit still needs.
+	limit := uint64(o.h.opts.SendQueue)
+	for len(o.chunks) > 1 && o.seq-o.chunks[1].seq >= limit {
+		o.chunks[0] = nil
+		o.chunks = o.chunks[1:]
+	}
+	for _, c := range o.slow {
+		if o.seq-c.wseq > limit {
+			o.evictLocked(c)
+		}
+	}
+	if len(o.idle) > 0 {
+		for _, c := range o.idle {
+			c.state, c.idleIdx = wReady, -1
+		}
+		o.ready = append(o.ready, o.idle...)
+		clear(o.idle)
+		o.idle = o.idle[:0]
+		o.startLocked()
+	}
+}
+
+// subscribeLocked makes c receive the log from offset off, where the frame
+// numbered seq (counting from 0) starts.
+func (o *outbox) subscribeLocked(c *client, off, seq uint64) {
+	if c.closing {
+		return
+	}
+	c.sub, c.off, c.wseq = true, off, seq
+	o.scheduleLocked(c)
+}
+
+// unsubscribeLocked stops sending c the log.
+func (o *outbox) unsubscribeLocked(c *client) {
+	c.sub = false
+	o.unidleLocked(c)
+}
+
+// sendLocked queues frame parts for c alone, after the log written so far.
+func (o *outbox) sendLocked(c *client, parts ...[]byte) {
+	if c.closing {
+		return
+	}
+	if len(c.priv) >= o.h.opts.SendQueue {
+		o.evictLocked(c)
+		return
+	}
+	for _, p := range parts {
+		c.priv = append(c.priv, privFrame{at: o.end, b: p})
+	}
+	o.scheduleLocked(c)
+}
+
+// closeLocked queues a close frame with code and reason after everything
+// queued so far (closeNoFrame: none); then c accepts no more frames.
+func (o *outbox) closeLocked(c *client, code int, reason string) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closeAt = o.end
+	if code != closeNoFrame {
+		c.priv = append(c.priv, privFrame{at: o.end, b: closeFrame(code, reason)})
+	}
+	if c.state == wIdle && !o.pendingLocked(c) {
+		o.finishLocked(c)
+		return
+	}
+	o.scheduleLocked(c)
+}
+
+// evictLocked disconnects c as too slow: what it has not taken is dropped,
+// and the write under way and the close frame get a short grace, not a
+// full WriteTimeout.
+func (o *outbox) evictLocked(c *client) {
+	if c.closing || c.state == wDone {
+		return
+	}
+	o.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
+	c.off, c.wseq = o.end, o.seq
+	clear(c.priv)
+	c.priv = c.priv[:0]
+	c.evictBy = time.Now().Add(closeGraceTimeout)
+	if c.state == wSlow {
+		_ = c.nc.SetWriteDeadline(c.evictBy)
+	}
+	o.closeLocked(c, closePolicy, errTextSlow)
+}
+
+// pendingLocked reports whether c has anything to write.
+func (o *outbox) pendingLocked(c *client) bool {
+	return len(c.priv) > 0 || (c.sub && c.off < o.limitLocked(c))
+}
+
+// limitLocked is the log offset c may be written up to.
+func (o *outbox) limitLocked(c *client) uint64 {
+	if c.closing {
+		return min(c.closeAt, o.end)
+	}
+	return o.end
+}
+
+// scheduleLocked puts an idle c in the ready queue.
+func (o *outbox) scheduleLocked(c *client) {
+	if c.state != wIdle {
+		return // it is or will be looked at anyway
+	}
+	o.unidleLocked(c)
+	c.state = wReady
+	o.ready = append(o.ready, c)
+	o.startLocked()
+}
+
+func (o *outbox) unidleLocked(c *client) {
+	i := c.idleIdx
+	if i < 0 {
+		return
+	}
+	last := len(o.idle) - 1
+	o.idle[i] = o.idle[last]
+	o.idle[i].idleIdx = i
+	o.idle[last] = nil
+	o.idle = o.idle[:last]
+	c.idleIdx = -1
+}
+
+// fileLocked returns c, just written, to the ready queue or the idle list.
+func (o *outbox) fileLocked(c *client) {
+	switch {
+	case o.pendingLocked(c):
+		c.state = wReady
+		o.ready = append(o.ready, c)
+	case c.closing:
+		o.finishLocked(c)
+	default:
+		c.state = wIdle
+		if c.sub {
+			c.idleIdx = len(o.idle)
+			o.idle = append(o.idle, c)
+		}
+		if cap(c.priv) > 8 {
+			c.priv = nil
+		}
+	}
+}
+
+// finishLocked ends c's writing for good.
+func (o *outbox) finishLocked(c *client) {
+	o.unidleLocked(c)
+	c.state = wDone
+	c.sub = false
+	c.priv = nil
+	close(c.done)
+}
+
+// failLocked ends c after a failed write.
+func (o *outbox) failLocked(c *client) {
+	c.closing = true
+	o.finishLocked(c)
+	c.nc.Close() // the reader notices and cleans up
+}
+
+func (o *outbox) startLocked() {
+	if o.workers < o.maxWorkers && len(o.ready) > o.head {
+		o.workers++
+		o.wg.Add(1)
+		go o.writer()
+	}
+}
+
+func (o *outbox) popLocked() *client {
+	if o.head == len(o.ready) {
+		return nil
+	}
+	c := o.ready[o.head]
+	o.ready[o.head] = nil
+	o.head++
+	switch {
+	case o.head == len(o.ready):
+		o.ready, o.head = o.ready[:0], 0
+		if cap(o.ready) > 1024 && o.workers == 1 {
+			o.ready = nil
+		}
+	case o.head >= 1024 && 2*o.head >= len(o.ready):
+		n := copy(o.ready, o.ready[o.head:])
+		clear(o.ready[n:])
+		o.ready, o.head = o.ready[:n], 0
+	}
+	return c
+}
+
+// A batch is one write to one connection.
+type batch struct {
+	out      net.Buffers
+	end, seq uint64    // c's cursor once written
+	final    bool      // the connection is finished once written
+	deadline time.Time // the eviction deadline, if any
+}
+
+// takeLocked fills b with everything c has to write and reports whether
+// there is anything. c.state is wWriting on return if so.
+func (o *outbox) takeLocked(c *client, b *batch) bool {
+	if c.sub && !c.closing && o.seq-c.wseq > uint64(o.h.opts.SendQueue) {
+		o.evictLocked(c)
+	}
+	if !o.pendingLocked(c) {
+		o.fileLocked(c)
+		return false
+	}
+	c.state = wWriting
+	b.out = b.out[:0]
+	pos, limit := c.off, o.limitLocked(c)
+	for _, p := range c.priv {
+		if c.sub && p.at > pos {
+			b.out = o.appendLog(b.out, pos, p.at)
+			pos = p.at
+		}
+		b.out = append(b.out, p.b)
+	}
+	clear(c.priv)
+	c.priv = c.priv[:0]
+	if c.sub && pos < limit {
+		b.out = o.appendLog(b.out, pos, limit)
+		pos = limit
+	}
+	b.end, b.seq = max(c.off, pos), o.seq
+	b.final = c.closing
+	b.deadline = c.evictBy
+	return true
+}
+
+// appendLog appends the log bytes [from, to) to out, a slice per chunk.
+func (o *outbox) appendLog(out net.Buffers, from, to uint64) net.Buffers {
+	i := len(o.chunks) - 1
+	for i > 0 && o.chunks[i].base > from {
+		i--
+	}
+	for ; i < len(o.chunks) && from < to; i++ {
+		ch := o.chunks[i]
+		lo := from - ch.base
+		hi := min(to-ch.base, uint64(len(ch.buf)))
+		if lo < hi {
+			out = append(out, ch.buf[lo:hi])
+		}
+		from = ch.base + hi
+	}
+	return out
+}
+
+// writer serves the ready queue until it is empty.
+func (o *outbox) writer() {
+	defer o.wg.Done()
+	var b batch
+	o.mu.Lock()
+	for {
+		c := o.popLocked()
+		if c == nil {
+			break
+		}
+		if c.state != wReady || !o.takeLocked(c, &b) {
+			continue
+		}
+		o.mu.Unlock()
+		dl := time.Now().Add(tryWrite)
+		if !b.deadline.IsZero() && b.deadline.Before(dl) {
+			dl = b.deadline
+		}
+		_ = c.nc.SetWriteDeadline(dl)
+		_, err := b.out.WriteTo(c.nc)
+		o.mu.Lock()
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && len(b.out) > 0 &&
+			(b.deadline.IsZero() || time.Now().Before(b.deadline)) {
+			// Not finished quickly: let the connection finish on its own.
+			c.state = wSlow
+			o.slow = append(o.slow, c)
+			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, seq: b.seq, final: b.final}
+			o.wg.Add(1)
+			go o.slowWrite(c, &slow)
+		} else {
+			o.doneLocked(c, &b, err)
+		}
+		clear(b.out)
+		b.out = b.out[:0]
+	}
+	o.workers--
+	if o.workers == 0 && len(o.slow) == 0 && len(o.chunks) > 1 {
+		// Every subscriber is idle, at the end of the log: only the chunk
+		// being filled is still of use.
+		last := o.chunks[len(o.chunks)-1]
+		clear(o.chunks)
+		o.chunks = append(o.chunks[:0], last)
+	}
+	o.mu.Unlock()
+}
+
+// slowWrite finishes a batch that a writer could not finish at once, under
+// the connection's full write deadline.
+func (o *outbox) slowWrite(c *client, b *batch) {
+	defer o.wg.Done()
+	o.mu.Lock()
+	dl := c.evictBy
+	if dl.IsZero() {
+		dl = time.Now().Add(o.h.opts.WriteTimeout)
+	}
+	_ = c.nc.SetWriteDeadline(dl)
+	o.mu.Unlock()
+	_, err := b.out.WriteTo(c.nc)
+	o.mu.Lock()
+	for i, s := range o.slow {
+		if s == c {
+			last := len(o.slow) - 1
+			o.slow[i] = o.slow[last]
+			o.slow[last] = nil
+			o.slow = o.slow[:last]
+			break
+		}
+	}
+	o.doneLocked(c, b, err)
+	if c.state == wReady {
+		o.startLocked()
+	}
+	o.mu.Unlock()
+}
+
+// doneLocked records the outcome of writing b to c.
+func (o *outbox) doneLocked(c *client, b *batch, err error) {
+	if err != nil {
+		o.failLocked(c)
+		return
+	}
+	if c.off < b.end {
+		c.off, c.wseq = b.end, b.seq
+	}
+	if b.final {
+		// The close frame is out; give the client a moment to answer.
+		_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
+		o.finishLocked(c)
+		return
+	}
+	o.fileLocked(c)
+}
