@@ -149,16 +149,17 @@ type client struct {
 	member *member
 
 	// Owned by h.out.mu: the connection's place in the outbox.
-	state   wstate
-	sub     bool          // receives the hub's broadcasts
-	off     uint64        // next log offset to write
-	wseq    uint64        // log frames written or skipped
-	priv    []privFrame   // frames for this connection only
-	idleIdx int           // index in h.out.idle, or -1
-	closing bool          // the last frame is queued: accept no more
-	closeAt uint64        // closing: write the log up to here, no further
-	evictBy time.Time     // set when evicted: the last write deadline
-	done    chan struct{} // closed when writing is finished for good
+	state     wstate
+	sub       bool          // receives the hub's broadcasts
+	off       uint64        // next log offset to write
+	wseq      uint64        // log frames written or skipped
+	priv      []privFrame   // frames for this connection only
+	idleIdx   int           // index in h.out.idle, or -1
+	closing   bool          // the last frame is queued: accept no more
+	closeAt   uint64        // closing: write the log up to here, no further
+	evictBy   time.Time     // set when evicted: the last write deadline
+	lastWrite time.Time     // when the last write started
+	done      chan struct{} // closed when writing is finished for good
 }
 
 func newClient(h *Hub, ws *websocket.Conn) *client {

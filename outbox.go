@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -42,12 +43,25 @@ const (
 	tryWrite = 500 * time.Microsecond
 )
 
+var (
+	gapPerMember = time.Duration(envInt("HUBCHAT_GAP_NS", 10000))
+	maxGap       = 200 * time.Millisecond
+)
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return d
+}
+
 // wstate is where a connection is in the outbox.
 type wstate uint8
 
 const (
 	wIdle    wstate = iota // nothing to write (in o.idle if subscribed)
-	wReady                 // in o.ready
+	wReady                 // in o.ready: to be written now
+	wLater                 // in o.later: to be written once its gap has passed
 	wWriting               // a writer has it
 	wSlow                  // its own goroutine is finishing a write (in o.slow)
 	wDone                  // finished: nothing more is ever written
@@ -77,10 +91,13 @@ type outbox struct {
 	end        uint64   // log offset after the last frame
 	seq        uint64   // frames appended so far
 	idle       []*client
-	ready      []*client // FIFO from head
-	head       int
+	ready      fifo // write now
+	later      fifo // write after the gap, in order of their last write
 	slow       []*client
+	subs       int // subscribed connections
 	workers    int
+	waiting    int           // writers waiting for the head of later
+	wake       chan struct{} // tells a waiting writer that ready has work
 	maxWorkers int
 	wg         sync.WaitGroup // writer and slow-write goroutines
 }
@@ -88,6 +105,7 @@ type outbox struct {
 func (o *outbox) init(h *Hub) {
 	o.h = h
 	o.nextChunk = minChunk
+	o.wake = make(chan struct{}, 1)
 	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
 }
 
@@ -121,10 +139,17 @@ func (o *outbox) broadcastLocked(op byte, payload []byte) {
 		}
 	}
 	if len(o.idle) > 0 {
+		now, gap := time.Now(), o.gap()
 		for _, c := range o.idle {
-			c.state, c.idleIdx = wReady, -1
+			c.idleIdx = -1
+			if now.Sub(c.lastWrite) >= gap {
+				c.state = wReady
+				o.ready.push(c)
+			} else {
+				c.state = wLater
+				o.later.push(c)
+			}
 		}
-		o.ready = append(o.ready, o.idle...)
 		clear(o.idle)
 		o.idle = o.idle[:0]
 		o.startLocked()
@@ -137,12 +162,18 @@ func (o *outbox) subscribeLocked(c *client, off, seq uint64) {
 	if c.closing {
 		return
 	}
+	if !c.sub {
+		o.subs++
+	}
 	c.sub, c.off, c.wseq = true, off, seq
 	o.scheduleLocked(c)
 }
 
 // unsubscribeLocked stops sending c the log.
 func (o *outbox) unsubscribeLocked(c *client) {
+	if c.sub {
+		o.subs--
+	}
 	c.sub = false
 	o.unidleLocked(c)
 }
@@ -211,14 +242,16 @@ func (o *outbox) limitLocked(c *client) uint64 {
 	return o.end
 }
 
-// scheduleLocked puts an idle c in the ready queue.
+// scheduleLocked puts c in the ready queue if it is idle or waiting for
+// its gap: frames for it alone (its welcome, pongs, errors, the close
+// frame) go out at once.
 func (o *outbox) scheduleLocked(c *client) {
-	if c.state != wIdle {
+	if c.state != wIdle && c.state != wLater {
 		return // it is or will be looked at anyway
 	}
-	o.unidleLocked(c)
+	o.unidleLocked(c) // its entry in later, if any, is skipped
 	c.state = wReady
-	o.ready = append(o.ready, c)
+	o.ready.push(c)
 	o.startLocked()
 }
 
@@ -238,9 +271,12 @@ func (o *outbox) unidleLocked(c *client) {
 // fileLocked returns c, just written, to the ready queue or the idle list.
 func (o *outbox) fileLocked(c *client) {
 	switch {
-	case o.pendingLocked(c):
+	case len(c.priv) > 0:
 		c.state = wReady
-		o.ready = append(o.ready, c)
+		o.ready.push(c)
+	case o.pendingLocked(c):
+		c.state = wLater
+		o.later.push(c)
 	case c.closing:
 		o.finishLocked(c)
 	default:
@@ -257,9 +293,8 @@ func (o *outbox) fileLocked(c *client) {
 
 // finishLocked ends c's writing for good.
 func (o *outbox) finishLocked(c *client) {
-	o.unidleLocked(c)
+	o.unsubscribeLocked(c)
 	c.state = wDone
-	c.sub = false
 	c.priv = nil
 	close(c.done)
 }
@@ -272,30 +307,103 @@ func (o *outbox) failLocked(c *client) {
 }
 
 func (o *outbox) startLocked() {
-	if o.workers < o.maxWorkers && len(o.ready) > o.head {
+	if o.ready.len() == 0 && o.later.len() == 0 {
+		return
+	}
+	if o.waiting > 0 && o.ready.len() > 0 {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	if o.workers < o.maxWorkers {
 		o.workers++
 		o.wg.Add(1)
 		go o.writer()
 	}
 }
 
-func (o *outbox) popLocked() *client {
-	if o.head == len(o.ready) {
+// gap is how long a connection that has just been written waits before
+// its next write. It grows with the room: a writer busy with thousands of
+// connections lets each gather more frames, so that a join storm costs a
+// few large writes per connection instead of one small write per join.
+// It is short next to the time a busy writer takes to come round again,
+// so it does not slow a room that keeps up.
+func (o *outbox) gap() time.Duration {
+	return min(maxGap, time.Duration(o.subs)*gapPerMember)
+}
+
+// nextLocked returns the next connection to write, waiting (without the
+// lock) for the head of later if nothing is ready; nil if both are empty.
+func (o *outbox) nextLocked() *client {
+	for {
+		if c := o.ready.pop(); c != nil {
+			if c.state == wReady {
+				return c
+			}
+			continue
+		}
+		c := o.later.peek()
+		if c == nil {
+			return nil
+		}
+		if c.state != wLater {
+			o.later.pop()
+			continue
+		}
+		wait := time.Until(c.lastWrite.Add(o.gap()))
+		if wait <= 0 {
+			o.later.pop()
+			c.state = wReady
+			return c
+		}
+		o.waiting++
+		o.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-o.wake:
+			t.Stop()
+		}
+		o.mu.Lock()
+		o.waiting--
+	}
+}
+
+// A fifo is a queue of connections.
+type fifo struct {
+	items []*client
+	head  int
+}
+
+func (q *fifo) len() int { return len(q.items) - q.head }
+
+func (q *fifo) push(c *client) { q.items = append(q.items, c) }
+
+func (q *fifo) peek() *client {
+	if q.head == len(q.items) {
 		return nil
 	}
-	c := o.ready[o.head]
-	o.ready[o.head] = nil
-	o.head++
+	return q.items[q.head]
+}
+
+func (q *fifo) pop() *client {
+	c := q.peek()
+	if c == nil {
+		return nil
+	}
+	q.items[q.head] = nil
+	q.head++
 	switch {
-	case o.head == len(o.ready):
-		o.ready, o.head = o.ready[:0], 0
-		if cap(o.ready) > 1024 && o.workers == 1 {
-			o.ready = nil
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > 1024 {
+			q.items = nil
 		}
-	case o.head >= 1024 && 2*o.head >= len(o.ready):
-		n := copy(o.ready, o.ready[o.head:])
-		clear(o.ready[n:])
-		o.ready, o.head = o.ready[:n], 0
+	case q.head >= 1024 && 2*q.head >= len(q.items):
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
 	}
 	return c
 }
@@ -364,13 +472,14 @@ func (o *outbox) writer() {
 	var b batch
 	o.mu.Lock()
 	for {
-		c := o.popLocked()
+		c := o.nextLocked()
 		if c == nil {
 			break
 		}
-		if c.state != wReady || !o.takeLocked(c, &b) {
+		if !o.takeLocked(c, &b) {
 			continue
 		}
+		c.lastWrite = time.Now()
 		o.mu.Unlock()
 		dl := time.Now().Add(tryWrite)
 		if !b.deadline.IsZero() && b.deadline.Before(dl) {
@@ -427,9 +536,7 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 		}
 	}
 	o.doneLocked(c, b, err)
-	if c.state == wReady {
-		o.startLocked()
-	}
+	o.startLocked()
 	o.mu.Unlock()
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +57,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.pad, "pad", 0, "extra bytes per message body")
 	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "write a server CPU profile of every fan-out phase into this directory")
+	genProfile := flag.String("gen-profile", "", "write a CPU profile of the load generator (the whole run) to this file")
 	flag.Parse()
 
 	if *quick {
@@ -114,6 +116,19 @@ func benchMain() int {
 			return 2
 		}
 		sizes = append(sizes, n)
+	}
+	if *genProfile != "" && os.Getenv(pinnedEnv) != "" || *genProfile != "" && !*pin {
+		f, err := os.Create(*genProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := raiseNoFile(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot raise RLIMIT_NOFILE: %v\n", err)

@@ -26,7 +26,7 @@ type client interface {
 }
 
 // wsClient is a minimal WebSocket client (RFC 6455) built for reading
-// many connections cheaply: one goroutine and one 4 KiB buffer per
+// many connections cheaply: one goroutine and one 16 KiB read buffer per
 // connection, no allocation per frame, and no JSON decoding: frames are
 // scanned for the few fields the benchmark needs. It is used for every
 // target except centrifuge.
@@ -43,6 +43,7 @@ type wsClient struct {
 	mask [4]byte
 
 	// Reader-goroutine state.
+	hdr     [8]byte
 	scratch []byte // assembles fragmented or large messages
 	discard int    // bytes of the last peeked payload still in br
 	joined  bool   // hubchat: the users snapshot has arrived
@@ -57,6 +58,14 @@ type wsClient struct {
 // is generous: a server busy announcing thousands of joins may answer late,
 // and how late is what the connect workload measures.
 const dialTimeout = 60 * time.Second
+
+// bigScratch holds assembly buffers for messages over 64 KiB (the users
+// snapshots of a large room), shared by all clients.
+var bigScratch sync.Pool
+
+// readBufferSize is each client's read buffer: large enough that a server
+// writing big batches is read with few system calls.
+const readBufferSize = 16 << 10
 
 // wsHandshakeKey is a valid Sec-WebSocket-Key; servers only check its form.
 const wsHandshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -121,7 +130,7 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 		nc.Close()
 		return nil, err
 	}
-	c.br = bufio.NewReaderSize(countingReader{nc, r}, 4096)
+	c.br = bufio.NewReaderSize(countingReader{nc, r}, readBufferSize)
 	tp := textproto.NewReader(c.br)
 	status, err := tp.ReadLine()
 	if err == nil {
@@ -185,7 +194,10 @@ func (c *wsClient) readLoop() {
 			return
 		}
 		if cap(c.scratch) > 64<<10 {
-			c.scratch = nil // do not keep a big users snapshot per client
+			// Do not keep a big users snapshot per client; share it.
+			b := c.scratch[:0]
+			bigScratch.Put(&b)
+			c.scratch = nil
 		}
 	}
 }
@@ -196,7 +208,7 @@ func (c *wsClient) header() (fin bool, op byte, n int, err error) {
 		c.br.Discard(c.discard)
 		c.discard = 0
 	}
-	var h [8]byte
+	h := c.hdr[:] // a field: a local array would escape to the heap
 	if _, err = io.ReadFull(c.br, h[:2]); err != nil {
 		return
 	}
@@ -246,6 +258,11 @@ func (c *wsClient) next() ([]byte, byte, error) {
 	}
 	// A fragmented or large message: assemble it in scratch. header()
 	// discards any control frame payload peeked in between.
+	if c.scratch == nil && n > 64<<10 {
+		if p, ok := bigScratch.Get().(*[]byte); ok {
+			c.scratch = *p
+		}
+	}
 	c.scratch = c.scratch[:0]
 	msgOp := op
 	for {
