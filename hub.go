@@ -446,7 +446,7 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	off := o.end
-	o.broadcastLocked(opText, h.enc)
+	o.broadcastLocked(h.enc, true)
 	if c == nil {
 		return
 	}
@@ -494,7 +494,7 @@ func (h *Hub) applyLeaveLocked(key string) {
 		h.dropLiveLocked(m.c)
 	}
 	h.enc = appendNameEvent(h.enc[:0], typeLeave, m.name)
-	h.fanoutLocked(h.enc)
+	h.fanoutLocked(h.enc, true)
 	h.log.Debug("chat: leave", "user", m.name, "local", m.c != nil)
 }
 
@@ -531,15 +531,16 @@ func (h *Hub) applyMessageLocked(m *Message) {
 		}
 		h.historyMsg = nil
 	}
-	h.fanoutLocked(obj)
+	h.fanoutLocked(obj, false)
 }
 
-// fanoutLocked frames payload once and queues it for every local member.
-// It never blocks: a client that falls SendQueue frames behind is
-// disconnected instead (see outbox).
-func (h *Hub) fanoutLocked(payload []byte) {
+// fanoutLocked frames payload once and queues it for every local member;
+// presence (joins and leaves) may wait a little to be written together
+// (see outbox.gap). It never blocks: a client that falls SendQueue frames
+// behind is disconnected instead.
+func (h *Hub) fanoutLocked(payload []byte, presence bool) {
 	h.out.mu.Lock()
-	h.out.broadcastLocked(opText, payload)
+	h.out.broadcastLocked(payload, presence)
 	h.out.mu.Unlock()
 }
 

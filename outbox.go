@@ -43,10 +43,7 @@ const (
 	tryWrite = 500 * time.Microsecond
 )
 
-var (
-	gapPerMember = time.Duration(envInt("HUBCHAT_GAP_NS", 10000))
-	maxGap       = 200 * time.Millisecond
-)
+const maxGap = 200 * time.Millisecond
 
 func envInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
@@ -84,34 +81,38 @@ type privFrame struct {
 // outbox is a hub's log, ready queue and writers. mu guards it and the
 // write-side fields of every client of the hub.
 type outbox struct {
-	h          *Hub
-	mu         sync.Mutex
-	chunks     []*chunk // retained log, oldest first
-	nextChunk  int      // size of the next chunk
-	end        uint64   // log offset after the last frame
-	seq        uint64   // frames appended so far
-	idle       []*client
-	ready      fifo // write now
-	later      fifo // write after the gap, in order of their last write
-	slow       []*client
-	subs       int // subscribed connections
-	workers    int
-	waiting    int           // writers waiting for the head of later
-	wake       chan struct{} // tells a waiting writer that ready has work
-	maxWorkers int
-	wg         sync.WaitGroup // writer and slow-write goroutines
+	h            *Hub
+	mu           sync.Mutex
+	chunks       []*chunk // retained log, oldest first
+	nextChunk    int      // size of the next chunk
+	end          uint64   // log offset after the last frame
+	urgent       uint64   // log offset after the last message: not to wait
+	seq          uint64   // frames appended so far
+	idle         []*client
+	ready        fifo // write now
+	later        fifo // write after the gap, in order of their last write
+	slow         []*client
+	subs         int // subscribed connections
+	workers      int
+	waiting      int           // writers waiting for the head of later
+	wake         chan struct{} // tells a waiting writer that ready has work
+	maxWorkers   int
+	gapPerMember time.Duration
+	wg           sync.WaitGroup // writer and slow-write goroutines
 }
 
 func (o *outbox) init(h *Hub) {
 	o.h = h
 	o.nextChunk = minChunk
 	o.wake = make(chan struct{}, 1)
+	o.gapPerMember = time.Duration(envInt("HUBCHAT_GAP_NS", 40000))
 	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
 }
 
-// broadcastLocked appends a frame with opcode op around payload to the log
-// and wakes every idle subscriber.
-func (o *outbox) broadcastLocked(op byte, payload []byte) {
+// broadcastLocked appends a text frame around payload to the log and
+// wakes every idle subscriber: at once for a message, after the gap for
+// presence (a join or leave).
+func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	n := frameHeaderLen(len(payload)) + len(payload)
 	var ch *chunk
 	if k := len(o.chunks); k > 0 && cap(o.chunks[k-1].buf)-len(o.chunks[k-1].buf) >= n {
@@ -122,10 +123,14 @@ func (o *outbox) broadcastLocked(op byte, payload []byte) {
 		ch = &chunk{base: o.end, seq: o.seq, buf: make([]byte, 0, size)}
 		o.chunks = append(o.chunks, ch)
 	}
-	ch.buf = appendFrameHeader(ch.buf, op, len(payload))
+	ch.buf = appendFrameHeader(ch.buf, opText, len(payload))
 	ch.buf = append(ch.buf, payload...)
 	o.end += uint64(n)
 	o.seq++
+	if !presence {
+		o.urgent = o.end
+		o.wakeLocked()
+	}
 
 	// Drop chunks no connection within the SendQueue limit still needs.
 	limit := uint64(o.h.opts.SendQueue)
@@ -142,7 +147,7 @@ func (o *outbox) broadcastLocked(op byte, payload []byte) {
 		now, gap := time.Now(), o.gap()
 		for _, c := range o.idle {
 			c.idleIdx = -1
-			if now.Sub(c.lastWrite) >= gap {
+			if !presence || now.Sub(c.lastWrite) >= gap {
 				c.state = wReady
 				o.ready.push(c)
 			} else {
@@ -310,16 +315,24 @@ func (o *outbox) startLocked() {
 	if o.ready.len() == 0 && o.later.len() == 0 {
 		return
 	}
-	if o.waiting > 0 && o.ready.len() > 0 {
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
+	if o.ready.len() > 0 {
+		o.wakeLocked()
 	}
 	if o.workers < o.maxWorkers {
 		o.workers++
 		o.wg.Add(1)
 		go o.writer()
+	}
+}
+
+// wakeLocked tells a writer waiting for the gap of later's head that
+// there is work now.
+func (o *outbox) wakeLocked() {
+	if o.waiting > 0 {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -330,7 +343,7 @@ func (o *outbox) startLocked() {
 // It is short next to the time a busy writer takes to come round again,
 // so it does not slow a room that keeps up.
 func (o *outbox) gap() time.Duration {
-	return min(maxGap, time.Duration(o.subs)*gapPerMember)
+	return min(maxGap, time.Duration(o.subs)*o.gapPerMember)
 }
 
 // nextLocked returns the next connection to write, waiting (without the
@@ -352,7 +365,7 @@ func (o *outbox) nextLocked() *client {
 			continue
 		}
 		wait := time.Until(c.lastWrite.Add(o.gap()))
-		if wait <= 0 {
+		if wait <= 0 || c.off < o.urgent {
 			o.later.pop()
 			c.state = wReady
 			return c
