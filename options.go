@@ -51,10 +51,12 @@ type Options struct {
 	// frame and the connection is closed with 1008. Zero means no cap.
 	MaxUsers int
 
-	// SendQueue is how many frames may wait to be written to one connection.
-	// The hub never waits for a client: a client whose queue is full is
+	// SendQueue is how many frames a connection may fall behind the room.
+	// The hub never waits for a client: one that falls further behind is
 	// disconnected with 1008 ("too slow") and its leave is announced; every
-	// other client keeps a complete stream. Zero means 1024.
+	// other client keeps a complete stream. Broadcast frames are stored once
+	// per hub, not per connection, so a long queue costs no memory per
+	// client. Zero means 4096.
 	SendQueue int
 
 	// PingInterval is how often the server pings every connection. Zero means
@@ -128,7 +130,7 @@ const (
 	defaultMaxBody      = 4096
 	defaultReadLimit    = 32 << 10
 	defaultRate         = 20
-	defaultSendQueue    = 1024
+	defaultSendQueue    = 4096
 	defaultPing         = 30 * time.Second
 	defaultReadTimeout  = 60 * time.Second
 	defaultWriteTimeout = 10 * time.Second

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -41,16 +40,12 @@ const (
 	minChunk = 4 << 10
 	maxChunk = 64 << 10
 	tryWrite = 500 * time.Microsecond
+
+	// Presence waits gapPerMember per member of the room, at most maxGap,
+	// after a connection's last write (see outbox.gap).
+	gapPerMember = 60 * time.Microsecond
+	maxGap       = 300 * time.Millisecond
 )
-
-const maxGap = 200 * time.Millisecond
-
-func envInt(k string, d int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
-		return v
-	}
-	return d
-}
 
 // wstate is where a connection is in the outbox.
 type wstate uint8
@@ -81,31 +76,29 @@ type privFrame struct {
 // outbox is a hub's log, ready queue and writers. mu guards it and the
 // write-side fields of every client of the hub.
 type outbox struct {
-	h            *Hub
-	mu           sync.Mutex
-	chunks       []*chunk // retained log, oldest first
-	nextChunk    int      // size of the next chunk
-	end          uint64   // log offset after the last frame
-	urgent       uint64   // log offset after the last message: not to wait
-	seq          uint64   // frames appended so far
-	idle         []*client
-	ready        fifo // write now
-	later        fifo // write after the gap, in order of their last write
-	slow         []*client
-	subs         int // subscribed connections
-	workers      int
-	waiting      int           // writers waiting for the head of later
-	wake         chan struct{} // tells a waiting writer that ready has work
-	maxWorkers   int
-	gapPerMember time.Duration
-	wg           sync.WaitGroup // writer and slow-write goroutines
+	h          *Hub
+	mu         sync.Mutex
+	chunks     []*chunk // retained log, oldest first
+	nextChunk  int      // size of the next chunk
+	end        uint64   // log offset after the last frame
+	urgent     uint64   // log offset after the last message: not to wait
+	seq        uint64   // frames appended so far
+	idle       []*client
+	ready      fifo // write now
+	later      fifo // write after the gap, in order of their last write
+	slow       []*client
+	subs       int // subscribed connections
+	workers    int
+	waiting    int           // writers waiting for the head of later
+	wake       chan struct{} // tells a waiting writer that ready has work
+	maxWorkers int
+	wg         sync.WaitGroup // writer and slow-write goroutines
 }
 
 func (o *outbox) init(h *Hub) {
 	o.h = h
 	o.nextChunk = minChunk
 	o.wake = make(chan struct{}, 1)
-	o.gapPerMember = time.Duration(envInt("HUBCHAT_GAP_NS", 40000))
 	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
 }
 
@@ -343,7 +336,7 @@ func (o *outbox) wakeLocked() {
 // It is short next to the time a busy writer takes to come round again,
 // so it does not slow a room that keeps up.
 func (o *outbox) gap() time.Duration {
-	return min(maxGap, time.Duration(o.subs)*o.gapPerMember)
+	return min(maxGap, time.Duration(o.subs)*gapPerMember)
 }
 
 // nextLocked returns the next connection to write, waiting (without the
@@ -365,7 +358,9 @@ func (o *outbox) nextLocked() *client {
 			continue
 		}
 		wait := time.Until(c.lastWrite.Add(o.gap()))
-		if wait <= 0 || c.off < o.urgent {
+		// A message is never held back, and presence only as long as the
+		// backlog stays well within SendQueue.
+		if wait <= 0 || c.off < o.urgent || o.seq-c.wseq > uint64(o.h.opts.SendQueue/2) {
 			o.later.pop()
 			c.state = wReady
 			return c
@@ -494,6 +489,7 @@ func (o *outbox) writer() {
 		}
 		c.lastWrite = time.Now()
 		o.mu.Unlock()
+
 		dl := time.Now().Add(tryWrite)
 		if !b.deadline.IsZero() && b.deadline.Before(dl) {
 			dl = b.deadline

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"net"
 	"os"
@@ -131,7 +130,7 @@ func TestFragments(t *testing.T) {
 	defer cli.Close()
 	defer srv.Close()
 	r := newRunState(0)
-	c := &wsClient{r: r, nc: cli, br: bufio.NewReaderSize(cli, 4096)}
+	c := &wsClient{r: r, nc: cli, br: newFrameReader(cli, 4096)}
 	part := bytes.Repeat([]byte("a"), 3000)
 	frame := func(b0 byte, p []byte) []byte {
 		f := serverTextFrame(p)

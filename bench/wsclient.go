@@ -26,7 +26,7 @@ type client interface {
 }
 
 // wsClient is a minimal WebSocket client (RFC 6455) built for reading
-// many connections cheaply: one goroutine and one 16 KiB read buffer per
+// many connections cheaply: one goroutine and one 32 KiB read buffer per
 // connection, no allocation per frame, and no JSON decoding: frames are
 // scanned for the few fields the benchmark needs. It is used for every
 // target except centrifuge.
@@ -34,7 +34,7 @@ type wsClient struct {
 	id   int
 	r    *runState
 	nc   net.Conn
-	br   *bufio.Reader
+	br   *frameReader
 	cent bool // speaks centrifuge's JSON protocol (see centraw.go)
 	centState
 
@@ -43,11 +43,11 @@ type wsClient struct {
 	mask [4]byte
 
 	// Reader-goroutine state.
-	hdr     [8]byte
 	scratch []byte // assembles fragmented or large messages
 	discard int    // bytes of the last peeked payload still in br
 	joined  bool   // hubchat: the users snapshot has arrived
 	known   int    // hubchat: members this client knows about
+	frames  int64  // text messages not yet added to r.frames
 	formed  bool   // hubchat: known reached the room size
 
 	ready chan struct{} // closed once usable (hubchat: joined)
@@ -59,13 +59,14 @@ type wsClient struct {
 // and how late is what the connect workload measures.
 const dialTimeout = 60 * time.Second
 
-// bigScratch holds assembly buffers for messages over 64 KiB (the users
+// bigScratch holds assembly buffers for messages larger than the read
+// buffer (the users
 // snapshots of a large room), shared by all clients.
 var bigScratch sync.Pool
 
 // readBufferSize is each client's read buffer: large enough that a server
 // writing big batches is read with few system calls.
-const readBufferSize = 16 << 10
+const readBufferSize = 32 << 10
 
 // wsHandshakeKey is a valid Sec-WebSocket-Key; servers only check its form.
 const wsHandshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -130,8 +131,8 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 		nc.Close()
 		return nil, err
 	}
-	c.br = bufio.NewReaderSize(countingReader{nc, r}, readBufferSize)
-	tp := textproto.NewReader(c.br)
+	br := bufio.NewReaderSize(countingReader{nc, r, nil}, 4096)
+	tp := textproto.NewReader(br)
 	status, err := tp.ReadLine()
 	if err == nil {
 		_, err = tp.ReadMIMEHeader()
@@ -145,6 +146,9 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 		return nil, fmt.Errorf("handshake: %s", status)
 	}
 	nc.SetDeadline(time.Time{})
+	c.br = newFrameReader(countingReader{nc, r, c}, readBufferSize)
+	early, _ := br.Peek(br.Buffered()) // frames that came with the response
+	c.br.w = copy(c.br.buf, early)
 	return c, nil
 }
 
@@ -153,10 +157,17 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 type countingReader struct {
 	nc net.Conn
 	r  *runState
+	c  *wsClient // its text messages are added to r.frames; nil in the handshake
 }
 
 func (cr countingReader) Read(p []byte) (int, error) {
 	cr.r.reads.Add(1)
+	if c := cr.c; c != nil && c.frames > 0 {
+		// Counted here, before the reader may block, rather than once per
+		// frame on a counter all clients share.
+		cr.r.frames.Add(c.frames)
+		c.frames = 0
+	}
 	return cr.nc.Read(p)
 }
 
@@ -179,7 +190,7 @@ func (c *wsClient) readLoop() {
 		}
 		switch op {
 		case opText:
-			c.r.frames.Add(1)
+			c.frames++
 			if c.cent {
 				c.onCentrifuge(p)
 			} else {
@@ -193,7 +204,7 @@ func (c *wsClient) readLoop() {
 			c.r.lost(c, fmt.Errorf("close frame %d %q", code, p[min(2, len(p)):]))
 			return
 		}
-		if cap(c.scratch) > 64<<10 {
+		if cap(c.scratch) > readBufferSize {
 			// Do not keep a big users snapshot per client; share it.
 			b := c.scratch[:0]
 			bigScratch.Put(&b)
@@ -208,8 +219,8 @@ func (c *wsClient) header() (fin bool, op byte, n int, err error) {
 		c.br.Discard(c.discard)
 		c.discard = 0
 	}
-	h := c.hdr[:] // a field: a local array would escape to the heap
-	if _, err = io.ReadFull(c.br, h[:2]); err != nil {
+	h, err := c.br.Peek(2)
+	if err != nil {
 		return
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0f
@@ -218,17 +229,20 @@ func (c *wsClient) header() (fin bool, op byte, n int, err error) {
 	}
 	switch l := h[1] & 0x7f; l {
 	case 126:
-		if _, err = io.ReadFull(c.br, h[:2]); err != nil {
+		if h, err = c.br.Peek(4); err != nil {
 			return
 		}
-		n = int(binary.BigEndian.Uint16(h[:2]))
+		n = int(binary.BigEndian.Uint16(h[2:]))
+		c.br.Discard(4)
 	case 127:
-		if _, err = io.ReadFull(c.br, h[:8]); err != nil {
+		if h, err = c.br.Peek(10); err != nil {
 			return
 		}
-		n = int(binary.BigEndian.Uint64(h[:8]))
+		n = int(binary.BigEndian.Uint64(h[2:]))
+		c.br.Discard(10)
 	default:
 		n = int(l)
+		c.br.Discard(2)
 	}
 	if n < 0 || n > 64<<20 {
 		return false, 0, 0, fmt.Errorf("frame of %d bytes", n)
@@ -258,7 +272,7 @@ func (c *wsClient) next() ([]byte, byte, error) {
 	}
 	// A fragmented or large message: assemble it in scratch. header()
 	// discards any control frame payload peeked in between.
-	if c.scratch == nil && n > 64<<10 {
+	if c.scratch == nil {
 		if p, ok := bigScratch.Get().(*[]byte); ok {
 			c.scratch = *p
 		}
@@ -339,4 +353,58 @@ func (c *wsClient) close() {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// frameReader is a read buffer like bufio.Reader's, cut down to what next
+// needs, with no interface call per frame.
+type frameReader struct {
+	src  io.Reader
+	buf  []byte
+	r, w int
+}
+
+func newFrameReader(src io.Reader, size int) *frameReader {
+	return &frameReader{src: src, buf: make([]byte, size)}
+}
+
+// Size returns the buffer's size: the largest Peek.
+func (b *frameReader) Size() int { return len(b.buf) }
+
+// Peek returns the next n bytes (n <= Size) without consuming them.
+func (b *frameReader) Peek(n int) ([]byte, error) {
+	for b.w-b.r < n {
+		if b.r > 0 && len(b.buf)-b.r < n {
+			b.w = copy(b.buf, b.buf[b.r:b.w])
+			b.r = 0
+		}
+		m, err := b.src.Read(b.buf[b.w:])
+		b.w += m
+		if err != nil && b.w-b.r < n {
+			return nil, err
+		}
+	}
+	return b.buf[b.r : b.r+n], nil
+}
+
+// Discard consumes n buffered bytes.
+func (b *frameReader) Discard(n int) {
+	b.r += n
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+	}
+}
+
+// Read reads into p from the buffer, or from the source if it is empty.
+func (b *frameReader) Read(p []byte) (int, error) {
+	if b.r == b.w {
+		if len(p) >= len(b.buf) {
+			return b.src.Read(p)
+		}
+		if _, err := b.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.Discard(n)
+	return n, nil
 }

@@ -1,0 +1,211 @@
+package chat
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// recConn is a net.Conn that records what is written to it.
+type recConn struct {
+	net.Conn // nil: only the methods below are used
+	mu       sync.Mutex
+	buf      []byte
+	writes   int
+}
+
+func (c *recConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	c.writes++
+	return len(p), nil
+}
+func (c *recConn) Close() error                     { return nil }
+func (c *recConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *recConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *recConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+
+// events decodes the text frames written so far into "type:name" or
+// "message:body" strings.
+func (c *recConn) events(t *testing.T) []string {
+	t.Helper()
+	c.mu.Lock()
+	b := append([]byte(nil), c.buf...)
+	c.mu.Unlock()
+	var out []string
+	for len(b) > 0 {
+		if len(b) < 2 || b[0] != 0x80|opText {
+			t.Fatalf("not a final text frame: % x", b[:min(len(b), 8)])
+		}
+		n, h := int(b[1]&0x7f), 2
+		switch n {
+		case 126:
+			n, h = int(binary.BigEndian.Uint16(b[2:])), 4
+		case 127:
+			n, h = int(binary.BigEndian.Uint64(b[2:])), 10
+		}
+		var f struct {
+			Type, Username, Body string
+			Users                []string
+		}
+		if err := json.Unmarshal(b[h:h+n], &f); err != nil {
+			t.Fatalf("frame %q: %v", b[h:h+n], err)
+		}
+		switch f.Type {
+		case typeMessage:
+			out = append(out, "message:"+f.Body)
+		case typeUsers:
+			out = append(out, fmt.Sprintf("users:%d", len(f.Users)))
+		default:
+			out = append(out, f.Type+":"+f.Username)
+		}
+		b = b[h+n:]
+	}
+	return out
+}
+
+// waitWritten waits until the outbox has written everything to clients.
+func waitWritten(t *testing.T, h *Hub, clients []*client) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h.out.mu.Lock()
+		busy := 0
+		for _, c := range clients {
+			if c.state != wIdle || h.out.pendingLocked(c) {
+				busy++
+			}
+		}
+		h.out.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, c := range clients {
+				t.Logf("state %d off %d end %d priv %d workers %d ready %d later %d", c.state, c.off, h.out.end, len(c.priv), h.out.workers, h.out.ready.len(), h.out.later.len())
+			}
+			t.Fatalf("%d clients still have frames to write", busy)
+		}
+		time.Sleep(time.Millisecond) // polling, with a deadline
+	}
+}
+
+// TestOutboxStreams: members joining in a burst while messages are posted
+// each receive, exactly once and in the room's order, every join after
+// their own, their snapshot right after their join, and every message;
+// presence is coalesced into few writes, and once everything is written
+// the log keeps no more than the chunk being filled.
+func TestOutboxStreams(t *testing.T) {
+	h := NewHub(Options{HistorySize: -1, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	const n = 200
+	conns := make([]*recConn, n)
+	clients := make([]*client, n)
+	var want []string // the room's broadcast order
+	for i := range n {
+		conns[i] = &recConn{}
+		clients[i] = newClient(h, nil)
+		clients[i].nc = conns[i]
+		name := "u" + strconv.Itoa(i)
+		h.mu.Lock()
+		h.applyJoinLocked(name, nameKey(name), clients[i])
+		want = append(want, "join:"+name)
+		if i%20 == 19 {
+			body := "after " + name
+			h.seq++
+			h.applyMessageLocked(&Message{ID: strconv.FormatUint(h.seq, 10), Username: name, Body: body, Time: time.Now()})
+			want = append(want, "message:"+body)
+		}
+		h.mu.Unlock()
+	}
+	waitWritten(t, h, clients)
+
+	writes := 0
+	for i, c := range conns {
+		first := 0
+		for want[first] != "join:u"+strconv.Itoa(i) {
+			first++
+		}
+		wantI := append([]string{want[first], fmt.Sprintf("users:%d", i+1)}, want[first+1:]...)
+		if diff := cmp.Diff(wantI, c.events(t)); diff != "" {
+			t.Fatalf("u%d's stream (-want +got):\n%s", i, diff)
+		}
+		writes += c.writes
+	}
+	// Each member would need one write per event if nothing were batched.
+	events := 0
+	for i := range n {
+		events += n - i
+	}
+	t.Logf("%d events in %d writes", events, writes)
+	h.out.mu.Lock()
+	chunks := len(h.out.chunks)
+	h.out.mu.Unlock()
+	if chunks > 1 {
+		t.Errorf("log keeps %d chunks after everything was written, want at most 1", chunks)
+	}
+}
+
+// TestOutboxEvictsLagging: a connection more than SendQueue frames behind
+// is disconnected with 1008 instead of its backlog being written, while the
+// others receive everything.
+func TestOutboxEvictsLagging(t *testing.T) {
+	h := NewHub(Options{SendQueue: 8, HistorySize: -1, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	fast, lag := &recConn{}, &recConn{}
+	cf, cl := newClient(h, nil), newClient(h, nil)
+	cf.nc, cl.nc = fast, lag
+	h.mu.Lock()
+	h.applyJoinLocked("fast", "fast", cf)
+	h.applyJoinLocked("lag", "lag", cl)
+	h.mu.Unlock()
+	waitWritten(t, h, []*client{cf, cl})
+
+	// Hold lag back as a stuck writer would, then post past its limit.
+	h.out.mu.Lock()
+	h.out.unidleLocked(cl)
+	cl.state = wSlow
+	h.out.slow = append(h.out.slow, cl)
+	h.out.mu.Unlock()
+	for i := range 10 {
+		if err := h.Post(t.Context(), "m"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+		waitWritten(t, h, []*client{cf}) // fast keeps up
+	}
+	h.out.mu.Lock()
+	closing, evicted := cl.closing, !cl.evictBy.IsZero()
+	h.out.slow = h.out.slow[:0]
+	cl.state = wWriting
+	h.out.doneLocked(cl, &batch{}, nil) // the stuck write finishes
+	h.out.startLocked()
+	h.out.mu.Unlock()
+	if !closing || !evicted {
+		t.Fatalf("lag: closing %v, evicted %v after falling 10 frames behind a SendQueue of 8", closing, evicted)
+	}
+	select {
+	case <-cl.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("lag's close frame was not written")
+	}
+	lag.mu.Lock()
+	tail := lag.buf[len(lag.buf)-len(errTextSlow)-4:]
+	lag.mu.Unlock()
+	if tail[0] != 0x80|opClose || binary.BigEndian.Uint16(tail[2:]) != closePolicy {
+		t.Errorf("lag's last frame % x, want a 1008 close", tail[:4])
+	}
+	waitWritten(t, h, []*client{cf})
+	got := fast.events(t)
+	if len(got) != 2+1+10 || got[len(got)-1] != "message:m9" {
+		t.Errorf("fast received %v, want its join, users, lag's join and 10 messages", got)
+	}
+}
