@@ -93,9 +93,8 @@
 //
 // # Limits and slow clients
 //
-// The hub never waits for a client. Each connection has a queue of at most
-// Options.SendQueue frames; a client that falls that far behind is
-// disconnected (close 1008 if the close frame can still be written, else
+// The hub never waits for a client. A client that falls more than
+// Options.SendQueue frames behind the room is disconnected (close 1008 if the close frame can still be written, else
 // the TCP connection is dropped) and its leave is announced, so every
 // stream that continues is complete and in order. The server pings every
 // Options.PingInterval; a connection silent for Options.ReadTimeout (a
@@ -115,10 +114,13 @@
 // # Concurrency
 //
 // Hub and Server are safe for concurrent use. Each hub has one lock; an
-// event assigns its id, is encoded and framed once, and is queued on every
-// member's connection inside it, which is what makes the order total. Each
-// connection has a reader goroutine; a writer goroutine runs only while
-// frames are queued and writes them all with one writev, so an idle
+// event assigns its id, is encoded and framed once, and is appended to the
+// hub's log inside it, which is what makes the order total. Every member's
+// connection has a cursor into the log, and a few writer goroutines per hub
+// (none while nothing is queued) write each connection's part of the log
+// with one writev. Messages are written at once; joins and leaves may wait
+// a little (60 µs per member, at most 300 ms) so that a burst of them goes
+// out in few writes. Each connection has a reader goroutine, so an idle
 // connection costs one goroutine. Hooks run outside the lock, on the
 // connection's goroutine.
 //
