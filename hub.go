@@ -458,7 +458,8 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 	// The snapshot is sent straight from the cached payload, which later
 	// joins only extend: its first bytes never change.
 	n := len(h.usersJSON)
-	o.sendLocked(c, appendFrameHeader(nil, opText, n), h.usersJSON[:n-2:n-2], usersEnd)
+	body := n - len(usersEnd)
+	o.sendLocked(c, appendFrameHeader(nil, opText, n), h.usersJSON[:body:body], usersEnd)
 	if h.opts.HistorySize > 0 {
 		if h.historyMsg == nil {
 			msgs := make([][]byte, len(h.history))

@@ -268,7 +268,7 @@ func appendUsers(b []byte, names []string) []byte {
 		}
 		b = appendJSONString(b, n)
 	}
-	return append(b, "]}"...)
+	return append(b, usersEnd...)
 }
 
 // usersEnd closes an encoded users snapshot.
@@ -276,12 +276,12 @@ var usersEnd = []byte("]}")
 
 // appendUsersTail extends an encoded users snapshot by one name.
 func appendUsersTail(b []byte, name string) []byte {
-	b = b[:len(b)-2] // "]}"
+	b = b[:len(b)-len(usersEnd)]
 	if b[len(b)-1] != '[' {
 		b = append(b, ',')
 	}
 	b = appendJSONString(b, name)
-	return append(b, "]}"...)
+	return append(b, usersEnd...)
 }
 
 // appendHistory appends the history frame from the encoded message objects.

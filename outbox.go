@@ -25,10 +25,12 @@ import (
 // writes everything it has, and puts it back at the end of the queue if
 // more arrived meanwhile. When the writers are busy the queue is long, so
 // each connection's next write carries everything that arrived in between:
-// batches grow with the load, and a room of thousands forming (every join
-// announced to every member) costs a few large writes per connection rather
-// than one system call per frame. When they are idle a frame is written at
-// once.
+// batches grow with the load. When they are idle a frame is written at
+// once. Presence (joins and leaves) may also wait for the connection's gap
+// (see outbox.gap) in the later queue, so that a room of thousands forming
+// (every join announced to every member) costs a few large writes per
+// connection rather than one system call per frame; a message, or a frame
+// for the connection alone, ends the wait.
 //
 // A writer never waits on one connection for long: a write that has not
 // finished after tryWrite is handed to a goroutine of the connection's own
@@ -132,7 +134,7 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 		o.chunks = o.chunks[1:]
 	}
 	for _, c := range o.slow {
-		if o.seq-c.wseq > limit {
+		if o.behindLocked(c) > limit {
 			o.evictLocked(c)
 		}
 	}
@@ -213,8 +215,8 @@ func (o *outbox) closeLocked(c *client, code int, reason string) {
 // and the write under way and the close frame get a short grace, not a
 // full WriteTimeout.
 func (o *outbox) evictLocked(c *client) {
-	if c.closing || c.state == wDone {
-		return
+	if c.closing {
+		return // closing already, or done
 	}
 	o.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
 	c.off, c.wseq = o.end, o.seq
@@ -225,6 +227,15 @@ func (o *outbox) evictLocked(c *client) {
 		_ = c.nc.SetWriteDeadline(c.evictBy)
 	}
 	o.closeLocked(c, closePolicy, errTextSlow)
+}
+
+// behindLocked is how many log frames c has yet to write (0 if it is not
+// subscribed).
+func (o *outbox) behindLocked(c *client) uint64 {
+	if !c.sub {
+		return 0
+	}
+	return o.seq - c.wseq
 }
 
 // pendingLocked reports whether c has anything to write.
@@ -360,7 +371,7 @@ func (o *outbox) nextLocked() *client {
 		wait := time.Until(c.lastWrite.Add(o.gap()))
 		// A message is never held back, and presence only as long as the
 		// backlog stays well within SendQueue.
-		if wait <= 0 || c.off < o.urgent || o.seq-c.wseq > uint64(o.h.opts.SendQueue/2) {
+		if wait <= 0 || c.off < o.urgent || o.behindLocked(c) > uint64(o.h.opts.SendQueue/2) {
 			o.later.pop()
 			c.state = wReady
 			return c
@@ -405,9 +416,6 @@ func (q *fifo) pop() *client {
 	switch {
 	case q.head == len(q.items):
 		q.items, q.head = q.items[:0], 0
-		if cap(q.items) > 1024 {
-			q.items = nil
-		}
 	case q.head >= 1024 && 2*q.head >= len(q.items):
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])
@@ -427,7 +435,7 @@ type batch struct {
 // takeLocked fills b with everything c has to write and reports whether
 // there is anything. c.state is wWriting on return if so.
 func (o *outbox) takeLocked(c *client, b *batch) bool {
-	if c.sub && !c.closing && o.seq-c.wseq > uint64(o.h.opts.SendQueue) {
+	if o.behindLocked(c) > uint64(o.h.opts.SendQueue) {
 		o.evictLocked(c)
 	}
 	if !o.pendingLocked(c) {
@@ -474,7 +482,7 @@ func (o *outbox) appendLog(out net.Buffers, from, to uint64) net.Buffers {
 	return out
 }
 
-// writer serves the ready queue until it is empty.
+// writer serves the ready and later queues until both are empty.
 func (o *outbox) writer() {
 	defer o.wg.Done()
 	var b batch
@@ -490,7 +498,7 @@ func (o *outbox) writer() {
 		c.lastWrite = time.Now()
 		o.mu.Unlock()
 
-		dl := time.Now().Add(tryWrite)
+		dl := c.lastWrite.Add(tryWrite)
 		if !b.deadline.IsZero() && b.deadline.Before(dl) {
 			dl = b.deadline
 		}
@@ -512,6 +520,14 @@ func (o *outbox) writer() {
 		b.out = b.out[:0]
 	}
 	o.workers--
+	if o.workers == 0 {
+		// Both queues are empty: let a large room's queues go.
+		for _, q := range []*fifo{&o.ready, &o.later} {
+			if cap(q.items) > 1024 {
+				q.items = nil
+			}
+		}
+	}
 	if o.workers == 0 && len(o.slow) == 0 && len(o.chunks) > 1 {
 		// Every subscriber is idle, at the end of the log: only the chunk
 		// being filled is still of use.
