@@ -48,7 +48,7 @@ func BenchmarkFanout(b *testing.B) {
 				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), clients[i])
 				h.mu.Unlock()
 			}
-			waitIdle(b, clients)
+			waitWritten(b, h, clients)
 			body := "a typical chat message of about sixty bytes, give or take."
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -64,7 +64,7 @@ func BenchmarkFanout(b *testing.B) {
 				h.applyMessageLocked(m)
 				h.mu.Unlock()
 			}
-			waitIdle(b, clients)
+			waitWritten(b, h, clients)
 			elapsed := time.Since(start)
 			runtime.ReadMemStats(&ms1)
 			deliveries := float64(b.N) * float64(n)
@@ -75,25 +75,5 @@ func BenchmarkFanout(b *testing.B) {
 				c.closeWith(closeNoFrame, "")
 			}
 		})
-	}
-}
-
-// waitIdle waits until everything queued for clients has been written.
-func waitIdle(b *testing.B, clients []*client) {
-	deadline := time.Now().Add(time.Minute)
-	for _, c := range clients {
-		o := &c.h.out
-		for {
-			o.mu.Lock()
-			idle := c.state == wIdle && !o.pendingLocked(c)
-			o.mu.Unlock()
-			if idle {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatal("writers did not drain within a minute")
-			}
-			time.Sleep(50 * time.Microsecond) // polling, with a deadline
-		}
 	}
 }

@@ -74,7 +74,7 @@ func (c *recConn) events(t *testing.T) []string {
 }
 
 // waitWritten waits until the outbox has written everything to clients.
-func waitWritten(t *testing.T, h *Hub, clients []*client) {
+func waitWritten(t testing.TB, h *Hub, clients []*client) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
