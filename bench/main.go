@@ -117,7 +117,9 @@ func benchMain() int {
 		}
 		sizes = append(sizes, n)
 	}
-	if *genProfile != "" && os.Getenv(pinnedEnv) != "" || *genProfile != "" && !*pin {
+	// Here, after any re-execution under taskset: this is the process that
+	// does the work.
+	if *genProfile != "" {
 		f, err := os.Create(*genProfile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
