@@ -133,20 +133,14 @@ func frameType(p []byte) []byte {
 func (r *runState) onFrame(c *wsClient, p []byte) {
 	// Fast path for the commonest frame of a forming room.
 	if len(p) > len(joinPrefix) && string(p[:len(joinPrefix)]) == joinPrefix {
-		if c.joined {
-			c.known++
-			r.checkFormed(c)
-		}
+		r.onJoin(c)
 		return
 	}
 	switch string(frameType(p)) {
 	case "message":
 		r.onBodies(p)
 	case "join":
-		if c.joined {
-			c.known++
-			r.checkFormed(c)
-		}
+		r.onJoin(c)
 	case "users":
 		c.known = countUsers(p)
 		if !c.joined {
@@ -162,6 +156,14 @@ func (r *runState) onFrame(c *wsClient, p []byte) {
 	case "error":
 		r.errFrames.Add(1)
 		r.note("error frame to u" + itoa(c.id) + ": " + string(p))
+	}
+}
+
+// onJoin counts a join event that client c has seen after its snapshot.
+func (r *runState) onJoin(c *wsClient) {
+	if c.joined {
+		c.known++
+		r.checkFormed(c)
 	}
 }
 

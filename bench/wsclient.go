@@ -60,8 +60,7 @@ type wsClient struct {
 const dialTimeout = 60 * time.Second
 
 // bigScratch holds assembly buffers for messages larger than the read
-// buffer (the users
-// snapshots of a large room), shared by all clients.
+// buffer (the users snapshots of a large room), shared by all clients.
 var bigScratch sync.Pool
 
 // readBufferSize is each client's read buffer: large enough that a server
