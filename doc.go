@@ -94,12 +94,12 @@
 // # Limits and slow clients
 //
 // The hub never waits for a client. A client that falls more than
-// Options.SendQueue frames behind the room is disconnected (close 1008 if the close frame can still be written, else
-// the TCP connection is dropped) and its leave is announced, so every
-// stream that continues is complete and in order. The server pings every
-// Options.PingInterval; a connection silent for Options.ReadTimeout (a
-// half-open TCP connection, say) is closed, its name freed and its leave
-// announced. Every write has Options.WriteTimeout. Compression is not
+// Options.SendQueue frames behind the room is disconnected (close 1008 if
+// the close frame can still be written, else the TCP connection is
+// dropped) and its leave is announced, so every stream that continues is
+// complete and in order. The server pings every Options.PingInterval; a
+// connection silent for Options.ReadTimeout (a half-open TCP connection,
+// say) is closed, its name freed and its leave announced. Every write has Options.WriteTimeout. Compression is not
 // negotiated: a compressed frame under the read limit could inflate to
 // megabytes.
 //
