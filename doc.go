@@ -94,14 +94,15 @@
 // # Limits and slow clients
 //
 // The hub never waits for a client. A client that falls more than
-// Options.SendQueue frames behind the room is disconnected (close 1008 if
-// the close frame can still be written, else the TCP connection is
-// dropped) and its leave is announced, so every stream that continues is
-// complete and in order. The server pings every Options.PingInterval; a
-// connection silent for Options.ReadTimeout (a half-open TCP connection,
-// say) is closed, its name freed and its leave announced. Every write has Options.WriteTimeout. Compression is not
-// negotiated: a compressed frame under the read limit could inflate to
-// megabytes.
+// Options.SendQueue messages behind the room (a join or leave counts as
+// 1/16 of a message) is disconnected (close 1008 if the close frame can
+// still be written, else the TCP connection is dropped) and its leave is
+// announced, so every stream that continues is complete and in order. The
+// server pings every Options.PingInterval; a connection silent for
+// Options.ReadTimeout (a half-open TCP connection, say) is closed, its name
+// freed and its leave announced. Every write has Options.WriteTimeout.
+// Compression is not negotiated: a compressed frame under the read limit
+// could inflate to megabytes.
 //
 // # Origins
 //
@@ -120,7 +121,11 @@
 // (none while nothing is queued) write each connection's part of the log
 // with one writev. Messages are written at once; joins and leaves may wait
 // a little (60 µs per member, at most 300 ms) so that a burst of them goes
-// out in few writes. Each connection has a reader goroutine, so an idle
+// out in few writes, and while a storm of them lasts (a room of thousands
+// forming, or every client reconnecting after a restart) they are held
+// until it has been quiet for 50 ms, at most 200 µs per member (2 s), so
+// that the new members' handshakes get the CPU first. A message ends the
+// wait, and the order is always the room's. Each connection has a reader goroutine, so an idle
 // connection costs one goroutine. Hooks run outside the lock, on the
 // connection's goroutine.
 //

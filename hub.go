@@ -445,13 +445,13 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 	o := &h.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	off := o.end
+	off, seq := o.end, o.seq
 	o.broadcastLocked(h.enc, true)
 	if c == nil {
 		return
 	}
 	c.member = m
-	o.subscribeLocked(c, off, o.seq-1)
+	o.subscribeLocked(c, off, seq)
 	if h.usersJSON == nil {
 		h.usersJSON = appendUsers(nil, h.usersLocked())
 	}
@@ -537,8 +537,8 @@ func (h *Hub) applyMessageLocked(m *Message) {
 
 // fanoutLocked frames payload once and queues it for every local member;
 // presence (joins and leaves) may wait a little to be written together
-// (see outbox.gap). It never blocks: a client that falls SendQueue frames
-// behind is disconnected instead.
+// (see outbox.dueLocked). It never blocks: a client that falls SendQueue
+// messages behind is disconnected instead.
 func (h *Hub) fanoutLocked(payload []byte, presence bool) {
 	h.out.mu.Lock()
 	h.out.broadcastLocked(payload, presence)

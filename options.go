@@ -51,7 +51,11 @@ type Options struct {
 	// frame and the connection is closed with 1008. Zero means no cap.
 	MaxUsers int
 
-	// SendQueue is how many frames a connection may fall behind the room.
+	// SendQueue is how many messages a connection may fall behind the room.
+	// A join or leave counts as 1/16 of a message: presence frames are
+	// small, and in a storm of them (a large room forming, or every client
+	// reconnecting after a restart) the hub holds them back to write them
+	// together, so a connection may be up to 16×SendQueue of them behind.
 	// The hub never waits for a client: one that falls further behind is
 	// disconnected with 1008 ("too slow") and its leave is announced; every
 	// other client keeps a complete stream. Broadcast frames are stored once

@@ -26,27 +26,42 @@ import (
 // more arrived meanwhile. When the writers are busy the queue is long, so
 // each connection's next write carries everything that arrived in between:
 // batches grow with the load. When they are idle a frame is written at
-// once. Presence (joins and leaves) may also wait for the connection's gap
-// (see outbox.gap) in the later queue, so that a room of thousands forming
-// (every join announced to every member) costs a few large writes per
-// connection rather than one system call per frame; a message, or a frame
-// for the connection alone, ends the wait.
+// once. Presence (joins and leaves) may also wait in the later queue (see
+// outbox.dueLocked): for the connection's gap, and while a storm of joins
+// or leaves lasts, so that a room of thousands forming (every join
+// announced to every member) costs one or two large writes per connection,
+// after the storm, rather than one system call per frame during it, when
+// the new members' handshakes need the CPU; a message, or a frame for the
+// connection alone, ends the wait.
 //
 // A writer never waits on one connection for long: a write that has not
 // finished after tryWrite is handed to a goroutine of the connection's own
 // (the slow list) that finishes it under the full WriteTimeout. A
-// connection that falls more than SendQueue frames behind the log is
-// disconnected as too slow; the log keeps just enough chunks that every
-// connection within that limit can still be served.
+// connection that falls more than SendQueue messages behind the log is
+// disconnected as too slow, where a join or leave counts as 1/msgWeight of
+// a message; the log keeps just enough chunks that every connection within
+// that limit can still be served.
 const (
 	minChunk = 4 << 10
 	maxChunk = 64 << 10
 	tryWrite = 500 * time.Microsecond
 
 	// Presence waits gapPerMember per member of the room, at most maxGap,
-	// after a connection's last write (see outbox.gap).
-	gapPerMember = 60 * time.Microsecond
-	maxGap       = 300 * time.Millisecond
+	// after a connection's last write, and as long again, at most
+	// maxQuiet, after the room's last join or leave; but never more than
+	// holdPerMember per member, at most maxHold, after the connection's
+	// last write (see outbox.dueLocked).
+	gapPerMember  = 60 * time.Microsecond
+	maxGap        = 300 * time.Millisecond
+	holdPerMember = 200 * time.Microsecond
+	maxHold       = 2 * time.Second
+	maxQuiet      = 50 * time.Millisecond
+
+	// msgWeight is what a message adds to a connection's lag, in units of
+	// a join or leave: presence frames are small and, once a storm of them
+	// is over, quickly written, so a connection may fall msgWeight times
+	// as many of them behind as messages.
+	msgWeight = 16
 )
 
 // wstate is where a connection is in the outbox.
@@ -64,7 +79,7 @@ const (
 // A chunk is a piece of the log. Bytes below len(buf) never change.
 type chunk struct {
 	base uint64 // log offset of buf[0]
-	seq  uint64 // frames in the log before this chunk
+	seq  uint64 // lag units (see msgWeight) in the log before this chunk
 	buf  []byte
 }
 
@@ -80,11 +95,12 @@ type privFrame struct {
 type outbox struct {
 	h          *Hub
 	mu         sync.Mutex
-	chunks     []*chunk // retained log, oldest first
-	nextChunk  int      // size of the next chunk
-	end        uint64   // log offset after the last frame
-	urgent     uint64   // log offset after the last message: not to wait
-	seq        uint64   // frames appended so far
+	chunks     []*chunk  // retained log, oldest first
+	nextChunk  int       // size of the next chunk
+	end        uint64    // log offset after the last frame
+	urgent     uint64    // log offset after the last message: not to wait
+	seq        uint64    // lag units appended so far: msgWeight per message, 1 per join or leave
+	presenceAt time.Time // when the last join or leave was appended
 	idle       []*client
 	ready      fifo // write now
 	later      fifo // write after the gap, in order of their last write
@@ -121,14 +137,19 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	ch.buf = appendFrameHeader(ch.buf, opText, len(payload))
 	ch.buf = append(ch.buf, payload...)
 	o.end += uint64(n)
-	o.seq++
-	if !presence {
+	var now time.Time
+	if presence {
+		o.seq++
+		now = time.Now()
+		o.presenceAt = now
+	} else {
+		o.seq += msgWeight
 		o.urgent = o.end
 		o.wakeLocked()
 	}
 
 	// Drop chunks no connection within the SendQueue limit still needs.
-	limit := uint64(o.h.opts.SendQueue)
+	limit := o.lagLimit()
 	for len(o.chunks) > 1 && o.seq-o.chunks[1].seq >= limit {
 		o.chunks[0] = nil
 		o.chunks = o.chunks[1:]
@@ -139,7 +160,7 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 		}
 	}
 	if len(o.idle) > 0 {
-		now, gap := time.Now(), o.gap()
+		gap := o.gap()
 		for _, c := range o.idle {
 			c.idleIdx = -1
 			if !presence || now.Sub(c.lastWrite) >= gap {
@@ -156,8 +177,8 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	}
 }
 
-// subscribeLocked makes c receive the log from offset off, where the frame
-// numbered seq (counting from 0) starts.
+// subscribeLocked makes c receive the log from offset off, which is seq
+// lag units into it.
 func (o *outbox) subscribeLocked(c *client, off, seq uint64) {
 	if c.closing {
 		return
@@ -229,7 +250,13 @@ func (o *outbox) evictLocked(c *client) {
 	o.closeLocked(c, closePolicy, errTextSlow)
 }
 
-// behindLocked is how many log frames c has yet to write (0 if it is not
+// lagLimit is how far behind, in lag units, a connection may fall.
+func (o *outbox) lagLimit() uint64 {
+	return uint64(o.h.opts.SendQueue) * msgWeight
+}
+
+// behindLocked is how far behind c is, in lag units: msgWeight for each
+// message it has yet to write and 1 for each join or leave (0 if it is not
 // subscribed).
 func (o *outbox) behindLocked(c *client) uint64 {
 	if !c.sub {
@@ -350,6 +377,26 @@ func (o *outbox) gap() time.Duration {
 	return min(maxGap, time.Duration(o.subs)*gapPerMember)
 }
 
+// dueLocked is when c, waiting in later with presence only, is to be
+// written: once the gap has passed since its last write and the room has
+// had no join or leave for the quiet time (the gap, at most maxQuiet), so
+// that while a storm of them lasts (a room of thousands forming, or every
+// client reconnecting after a restart) they are held and then written in
+// one go; but no later than the hold after its last write. All three grow
+// with the room, whose storms take longer.
+func (o *outbox) dueLocked(c *client) time.Time {
+	gap := o.gap()
+	due := c.lastWrite.Add(gap)
+	if t := o.presenceAt.Add(min(maxQuiet, gap)); t.After(due) {
+		due = t
+	}
+	hold := min(maxHold, time.Duration(o.subs)*holdPerMember)
+	if t := c.lastWrite.Add(hold); t.Before(due) {
+		due = t
+	}
+	return due
+}
+
 // nextLocked returns the next connection to write, waiting (without the
 // lock) for the head of later if nothing is ready; nil if both are empty.
 func (o *outbox) nextLocked() *client {
@@ -368,10 +415,10 @@ func (o *outbox) nextLocked() *client {
 			o.later.pop()
 			continue
 		}
-		wait := time.Until(c.lastWrite.Add(o.gap()))
+		wait := time.Until(o.dueLocked(c))
 		// A message is never held back, and presence only as long as the
 		// backlog stays well within SendQueue.
-		if wait <= 0 || c.off < o.urgent || o.behindLocked(c) > uint64(o.h.opts.SendQueue/2) {
+		if wait <= 0 || c.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
 			o.later.pop()
 			c.state = wReady
 			return c
@@ -435,7 +482,7 @@ type batch struct {
 // takeLocked fills b with everything c has to write and reports whether
 // there is anything. c.state is wWriting on return if so.
 func (o *outbox) takeLocked(c *client, b *batch) bool {
-	if o.behindLocked(c) > uint64(o.h.opts.SendQueue) {
+	if o.behindLocked(c) > o.lagLimit() {
 		o.evictLocked(c)
 	}
 	if !o.pendingLocked(c) {

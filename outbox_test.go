@@ -209,3 +209,47 @@ func TestOutboxEvictsLagging(t *testing.T) {
 		t.Errorf("fast received %v, want its join, users, lag's join and 10 messages", got)
 	}
 }
+
+// TestOutboxPresenceLag: joins and leaves count 1/msgWeight of a message
+// towards SendQueue, so a join storm that a stuck connection falls behind
+// on does not disconnect it, and once unstuck it receives every event.
+func TestOutboxPresenceLag(t *testing.T) {
+	h := NewHub(Options{SendQueue: 8, HistorySize: -1, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	lag := &recConn{}
+	cl := newClient(h, nil)
+	cl.nc = lag
+	h.mu.Lock()
+	h.applyJoinLocked("lag", "lag", cl)
+	h.mu.Unlock()
+	waitWritten(t, h, []*client{cl})
+
+	h.out.mu.Lock()
+	h.out.unidleLocked(cl)
+	cl.state = wSlow
+	h.out.slow = append(h.out.slow, cl)
+	h.out.mu.Unlock()
+	const joins = 5 * 8 // five times SendQueue, well within SendQueue*msgWeight
+	want := []string{"join:lag", "users:1"}
+	h.mu.Lock()
+	for i := range joins {
+		name := "u" + strconv.Itoa(i)
+		h.applyJoinLocked(name, name, nil) // a member of another process
+		want = append(want, "join:"+name)
+	}
+	h.mu.Unlock()
+	h.out.mu.Lock()
+	closing := cl.closing
+	h.out.slow = h.out.slow[:0]
+	cl.state = wWriting
+	h.out.doneLocked(cl, &batch{}, nil)
+	h.out.startLocked()
+	h.out.mu.Unlock()
+	if closing {
+		t.Fatalf("disconnected after %d joins with SendQueue 8; presence should count 1/%d", joins, msgWeight)
+	}
+	waitWritten(t, h, []*client{cl})
+	if diff := cmp.Diff(want, lag.events(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
