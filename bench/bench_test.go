@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -69,6 +71,23 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("room of %d did not form", cfg.conns)
 			}
 		})
+	}
+}
+
+// TestMedianRound: the connect table shows the median round, and a round
+// that failed is shown instead, never outvoted.
+func TestMedianRound(t *testing.T) {
+	rs := []connectResult{{rate: 300}, {rate: 100}, {rate: 200}}
+	if m := medianConnect(rs); m.rate != 200 || m.rounds != 3 || !slices.Equal(m.allRates, []float64{300, 100, 200}) {
+		t.Errorf("median of 300, 100, 200: rate %v, rounds %d, all %v", m.rate, m.rounds, m.allRates)
+	}
+	rs[2].err = errors.New("room not formed")
+	if m := medianConnect(rs); m.err == nil {
+		t.Errorf("a failed round was outvoted: %+v", m)
+	}
+	is := []idleResult{{rssPerConn: 9}, {rssPerConn: 7}, {rssPerConn: 8}}
+	if m := medianIdle(is); m.rssPerConn != 8 {
+		t.Errorf("median RSS of 9, 7, 8: %v", m.rssPerConn)
 	}
 }
 

@@ -53,6 +53,7 @@ func benchMain() int {
 	flag.DurationVar(&cfg.fixedDrain, "fixed-drain", 5*time.Second, "fixed load: wait this long after the last send for deliveries; later ones count as lost")
 	flag.IntVar(&cfg.conns, "conns", 10000, "idle memory and connect rate: clients")
 	flag.IntVar(&cfg.dialConc, "dial-concurrency", 128, "connections being set up at once")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "connect and idle: rounds (every target once per round, fresh processes); tables show each target's median round")
 	flag.DurationVar(&cfg.formLimit, "form-limit", 90*time.Second, "connect: give up on a hubchat room that has not formed after this long")
 	flag.IntVar(&cfg.pad, "pad", 0, "extra bytes per message body")
 	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
@@ -73,6 +74,7 @@ func benchMain() int {
 		def("warmup", func() { cfg.warmup = 200 * time.Millisecond })
 		def("fixed-duration", func() { cfg.fixedFor = 2 * time.Second })
 		def("conns", func() { cfg.conns = 2000 })
+		def("rounds", func() { cfg.rounds = 1 })
 	}
 
 	if *pin && os.Getenv(pinnedEnv) == "" && runtime.NumCPU() >= 2 {
@@ -186,14 +188,24 @@ func benchMain() int {
 		fixedTable(&cfg, res.fixed).print(os.Stdout)
 	}
 	if workloads["idle"] || workloads["connect"] {
-		for _, t := range targets {
-			progress("connect+idle %s n=%d", t, cfg.conns)
-			cr, ir := runConnectIdle(&cfg, t)
-			if cr.err != nil {
-				progress("  %s: %v", t, cr.err)
+		// Round-robin, so that a slow spell of the machine hits every
+		// target alike, and the median round per target.
+		crs := make(map[string][]connectResult)
+		irs := make(map[string][]idleResult)
+		for round := range max(1, cfg.rounds) {
+			for _, t := range targets {
+				progress("connect+idle %s n=%d round %d", t, cfg.conns, round+1)
+				cr, ir := runConnectIdle(&cfg, t)
+				if cr.err != nil {
+					progress("  %s: %v", t, cr.err)
+				}
+				crs[t] = append(crs[t], cr)
+				irs[t] = append(irs[t], ir)
 			}
-			res.connect = append(res.connect, cr)
-			res.idle = append(res.idle, ir)
+		}
+		for _, t := range targets {
+			res.connect = append(res.connect, medianConnect(crs[t]))
+			res.idle = append(res.idle, medianIdle(irs[t]))
 		}
 		if workloads["idle"] {
 			idleTable(&cfg, res.idle).print(os.Stdout)

@@ -171,7 +171,7 @@ func fixedTable(cfg *config, rs []fixedResult) *table {
 // idleTable renders the idle-memory results.
 func idleTable(cfg *config, rs []idleResult) *table {
 	t := &table{
-		title:  fmt.Sprintf("Idle memory: %d connected (and joined) idle clients, server side, per connection", cfg.conns),
+		title:  fmt.Sprintf("Idle memory: %d connected (and joined) idle clients, server side, per connection; each target's median of %d rounds", cfg.conns, max(1, cfg.rounds)),
 		header: []string{"target", "RSS", "vs hubchat", "Go heap", "vs hubchat", "goroutine stacks", "goroutines"},
 	}
 	var ref idleResult
@@ -196,9 +196,9 @@ func idleTable(cfg *config, rs []idleResult) *table {
 // connectTable renders the connect-rate results.
 func connectTable(cfg *config, rs []connectResult) *table {
 	t := &table{
-		title: fmt.Sprintf("Connect rate: %d clients, %d handshakes in flight (hubchat: connect+join)",
-			cfg.conns, cfg.dialConc),
-		header: []string{"target", "connections/s", "vs hubchat", "all connected", "room formed", "hubchat room formed ÷ this target's connect time", "srv CPU", "gen CPU", "frames/read"},
+		title: fmt.Sprintf("Connect rate: %d clients, %d handshakes in flight (hubchat: connect+join); each target's median of %d rounds",
+			cfg.conns, cfg.dialConc, max(1, cfg.rounds)),
+		header: []string{"target", "connections/s", "vs hubchat", "all connected", "room formed", "hubchat room formed ÷ this target's connect time", "srv CPU", "gen CPU", "frames/read", "every round"},
 	}
 	var ref connectResult
 	hasRef := false
@@ -222,8 +222,12 @@ func connectTable(cfg *config, rs []connectResult) *table {
 		if hasRef {
 			hub = fmt.Sprintf("%.2fx", float64(ref.formed)/float64(r.elapsed))
 		}
+		var each []string
+		for _, v := range r.allRates {
+			each = append(each, fmtRate(v))
+		}
 		t.add(r.target, fmtRate(r.rate), ratio(r.rate, ref.rate, hasRef), fmtDur(r.elapsed), formed, hub,
-			fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPerRead(r.perRead))
+			fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPerRead(r.perRead), strings.Join(each, ", "))
 	}
 	return t
 }

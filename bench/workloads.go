@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ type config struct {
 	fixedDrain time.Duration // fixed load: how long to wait for stragglers
 	conns      int           // idle memory and connect rate: clients
 	dialConc   int           // connections being set up at once
+	rounds     int           // connect and idle: rounds, each target once per round
 	formLimit  time.Duration // connect: how long a hubchat room may take to form
 	pad        int           // extra body bytes
 	serverCPU  int           // CPU to pin targets to, -1 for none
@@ -441,6 +444,41 @@ type connectResult struct {
 	srvBusy float64       // server CPU / wall time until formed (or connected)
 	genBusy float64       // load generator CPU / wall time, likewise
 	perRead float64       // frames per client read
+
+	rounds   int       // rounds this result is the median of
+	allRates []float64 // every round's connections/s, in order
+}
+
+// medianConnect returns the round with the median connect rate, or the
+// first that failed: a failure is never outvoted.
+func medianConnect(rs []connectResult) connectResult {
+	for _, r := range rs {
+		if r.err != nil {
+			r.rounds = len(rs)
+			return r
+		}
+	}
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b connectResult) int { return cmp.Compare(a.rate, b.rate) })
+	m := s[len(s)/2]
+	m.rounds = len(rs)
+	for _, r := range rs {
+		m.allRates = append(m.allRates, r.rate)
+	}
+	return m
+}
+
+// medianIdle returns the round with the median RSS per connection, or the
+// first that failed.
+func medianIdle(rs []idleResult) idleResult {
+	for _, r := range rs {
+		if r.err != nil {
+			return r
+		}
+	}
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b idleResult) int { return cmp.Compare(a.rssPerConn, b.rssPerConn) })
+	return s[len(s)/2]
 }
 
 // idleResult is one target's figures for the idle-memory workload.
