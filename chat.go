@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -149,7 +150,8 @@ type client struct {
 	h      *Hub
 	ws     *websocket.Conn
 	nc     net.Conn
-	joined chan struct{} // closed when the join has been applied
+	rc     syscall.RawConn // nc's, for writes that do not block; nil if none
+	joined chan struct{}   // closed when the join has been applied
 
 	// Owned by h.mu.
 	member *member
@@ -178,6 +180,7 @@ func newClient(h *Hub, ws *websocket.Conn) *client {
 	}
 	if ws != nil {
 		c.nc = ws.NetConn()
+		c.rc = rawConnOf(c.nc)
 	}
 	return c
 }

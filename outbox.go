@@ -34,9 +34,11 @@ import (
 // the new members' handshakes need the CPU; a message, or a frame for the
 // connection alone, ends the wait.
 //
-// A writer never waits on one connection for long: a write that has not
-// finished after tryWrite is handed to a goroutine of the connection's own
-// (the slow list) that finishes it under the full WriteTimeout. A
+// A writer never waits on one connection: on Linux it writes with a writev
+// that does not block and arms no timer (writeNow), elsewhere with a
+// deadline tryWrite away, and whatever the socket does not take at once is
+// handed to a goroutine of the connection's own (the slow list) that
+// finishes it under the full WriteTimeout. A
 // connection that falls more than SendQueue messages behind the log is
 // disconnected as too slow, where a join or leave counts as 1/msgWeight of
 // a message; the log keeps just enough chunks that every connection within
@@ -477,6 +479,7 @@ type batch struct {
 	end, seq uint64    // c's cursor once written
 	final    bool      // the connection is finished once written
 	deadline time.Time // the eviction deadline, if any
+	iov      iovecs    // writeNow's scratch space
 }
 
 // takeLocked fills b with everything c has to write and reports whether
@@ -529,6 +532,25 @@ func (o *outbox) appendLog(out net.Buffers, from, to uint64) net.Buffers {
 	return out
 }
 
+// writeOnce writes b to c without waiting for a slow client: where the
+// connection allows, with a writev that does not block (writeNow), else
+// with a deadline tryWrite away. blocked reports that part of b is left.
+func (o *outbox) writeOnce(c *client, b *batch) (blocked bool, err error) {
+	if c.rc != nil {
+		return writeNow(c.rc, &b.out, &b.iov)
+	}
+	dl := c.lastWrite.Add(tryWrite)
+	if !b.deadline.IsZero() && b.deadline.Before(dl) {
+		dl = b.deadline
+	}
+	_ = c.nc.SetWriteDeadline(dl)
+	_, err = b.out.WriteTo(c.nc)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && len(b.out) > 0 {
+		return true, nil
+	}
+	return false, err
+}
+
 // writer serves the ready and later queues until both are empty.
 func (o *outbox) writer() {
 	defer o.wg.Done()
@@ -545,16 +567,13 @@ func (o *outbox) writer() {
 		c.lastWrite = time.Now()
 		o.mu.Unlock()
 
-		dl := c.lastWrite.Add(tryWrite)
-		if !b.deadline.IsZero() && b.deadline.Before(dl) {
-			dl = b.deadline
-		}
-		_ = c.nc.SetWriteDeadline(dl)
-		_, err := b.out.WriteTo(c.nc)
+		blocked, err := o.writeOnce(c, &b)
 		o.mu.Lock()
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && len(b.out) > 0 &&
-			(b.deadline.IsZero() || time.Now().Before(b.deadline)) {
-			// Not finished quickly: let the connection finish on its own.
+		if blocked && !b.deadline.IsZero() && !time.Now().Before(b.deadline) {
+			err = os.ErrDeadlineExceeded
+		}
+		if blocked && err == nil {
+			// Not finished at once: let the connection finish on its own.
 			c.state = wSlow
 			o.slow = append(o.slow, c)
 			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, seq: b.seq, final: b.final}
@@ -598,6 +617,10 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 	o.mu.Unlock()
 	_, err := b.out.WriteTo(c.nc)
 	o.mu.Lock()
+	if err == nil && c.rc != nil && c.evictBy.IsZero() {
+		// writeNow fails once a deadline has passed.
+		err = c.nc.SetWriteDeadline(time.Time{})
+	}
 	for i, s := range o.slow {
 		if s == c {
 			last := len(o.slow) - 1
@@ -628,4 +651,18 @@ func (o *outbox) doneLocked(c *client, b *batch, err error) {
 		return
 	}
 	o.fileLocked(c)
+}
+
+// consume drops the first n bytes of *v, as a write of them does.
+func consume(v *net.Buffers, n int64) {
+	for len(*v) > 0 {
+		l := int64(len((*v)[0]))
+		if l > n {
+			(*v)[0] = (*v)[0][n:]
+			return
+		}
+		n -= l
+		(*v)[0] = nil
+		*v = (*v)[1:]
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +253,149 @@ func TestOutboxPresenceLag(t *testing.T) {
 	waitWritten(t, h, []*client{cl})
 	if diff := cmp.Diff(want, lag.events(t)); diff != "" {
 		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+}
+
+// TestOutboxSlowResumes: over a real socket (written with writeNow where
+// the platform has it), a client that stops reading until its socket is
+// full is handed to a slow write, and once it reads again it receives
+// every frame in order, including frames written after the slow write's
+// deadline has passed.
+func TestOutboxSlowResumes(t *testing.T) {
+	const writeTimeout = time.Second
+	h := NewHub(Options{HistorySize: -1, PingInterval: -1, RateLimit: -1, WriteTimeout: writeTimeout,
+		Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	// A small send buffer, so that a few hundred KiB fill the socket (a
+	// small receive buffer too would stall loopback TCP, whose segments
+	// are 64 KiB, in zero-window probes).
+	_ = sc.(*net.TCPConn).SetWriteBuffer(4 << 10)
+
+	c := newClient(h, nil)
+	c.nc, c.rc = sc, rawConnOf(sc)
+	h.mu.Lock()
+	h.applyJoinLocked("reader", "reader", c)
+	h.mu.Unlock()
+
+	body := strings.Repeat("x", 1000)
+	want := []string{"join:reader", "users:1"}
+	post := func(i int) {
+		t.Helper()
+		b := body + strconv.Itoa(i)
+		if err := h.Post(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "message:"+b)
+	}
+	// Post until the writer has had to leave the connection to a slow
+	// write (bounded: 2,000 frames are far more than the buffers hold).
+	var slowSince time.Time
+	for i := 0; slowSince.IsZero(); i++ {
+		if i == 2000 {
+			t.Fatal("the socket never filled")
+		}
+		post(i)
+		h.out.mu.Lock()
+		if c.state == wSlow {
+			slowSince = time.Now()
+		}
+		h.out.mu.Unlock()
+	}
+
+	var got []byte
+	buf := make([]byte, 64<<10)
+	readFrames := func(n int) {
+		t.Helper()
+		_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for countFrames(got) < n {
+			k, err := cc.Read(buf)
+			if err != nil {
+				t.Fatalf("read after %d of %d frames: %v", countFrames(got), n, err)
+			}
+			got = append(got, buf[:k]...)
+		}
+	}
+	readFrames(len(want))
+	waitWritten(t, h, []*client{c})
+	// Let the slow write's deadline pass, then write again.
+	for time.Since(slowSince) < writeTimeout+100*time.Millisecond {
+		time.Sleep(10 * time.Millisecond) // waiting for wall time, not for an event
+	}
+	for i := range 3 {
+		post(-1 - i)
+	}
+	readFrames(len(want))
+	rec := &recConn{buf: got}
+	if diff := cmp.Diff(want, rec.events(t)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+	h.out.mu.Lock()
+	closing := c.closing
+	h.out.mu.Unlock()
+	if closing {
+		t.Error("the client was disconnected")
+	}
+}
+
+// countFrames counts the complete unmasked frames at the start of b.
+func countFrames(b []byte) int {
+	n := 0
+	for len(b) >= 2 {
+		l, h := int(b[1]&0x7f), 2
+		switch l {
+		case 126:
+			if len(b) < 4 {
+				return n
+			}
+			l, h = int(binary.BigEndian.Uint16(b[2:])), 4
+		case 127:
+			if len(b) < 10 {
+				return n
+			}
+			l, h = int(binary.BigEndian.Uint64(b[2:])), 10
+		}
+		if len(b) < h+l {
+			return n
+		}
+		b = b[h+l:]
+		n++
+	}
+	return n
+}
+
+// TestRawConnOf: only a plain socket is written to directly, and on Linux
+// it is; a wrapper that embeds one keeps its own Write.
+func TestRawConnOf(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	type counting struct{ *net.TCPConn }
+	if rc := rawConnOf(counting{nc.(*net.TCPConn)}); rc != nil {
+		t.Error("rawConnOf returned the raw connection under a wrapper")
+	}
+	if rc := rawConnOf(nc); (rc != nil) != (runtime.GOOS == "linux") {
+		t.Errorf("rawConnOf(*net.TCPConn) = %v on %s", rc, runtime.GOOS)
 	}
 }

@@ -1,0 +1,79 @@
+package chat
+
+import (
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// maxIovecs is the most buffers one writev takes (IOV_MAX).
+const maxIovecs = 1024
+
+// iovecs is writeNow's scratch space, one per writer.
+type iovecs = []syscall.Iovec
+
+// rawConnOf returns nc's raw connection if nc is a plain TCP or Unix
+// socket, else nil. A wrapper (TLS, or a type that embeds *net.TCPConn to
+// count or shape traffic) gets nil, so that its Write is not bypassed.
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// writeNow writes as much of *bufs to rc as the socket takes right now,
+// with writev and without waiting, and consumes what was written. blocked
+// reports that the socket's buffer filled before everything was written.
+// Unlike a write with a short deadline, it arms no timer: a deadline per
+// write costs a busy hub a tenth of its CPU.
+func writeNow(rc syscall.RawConn, bufs *net.Buffers, iov *iovecs) (blocked bool, err error) {
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		for len(*bufs) > 0 {
+			v := (*iov)[:0]
+			for _, b := range *bufs {
+				if len(v) == maxIovecs {
+					break
+				}
+				if len(b) > 0 {
+					v = append(v, syscall.Iovec{Base: &b[0]})
+					v[len(v)-1].SetLen(len(b))
+				}
+			}
+			*iov = v
+			if len(v) == 0 {
+				*bufs = (*bufs)[:0]
+				break
+			}
+			n, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+			switch e {
+			case 0:
+				consume(bufs, int64(n))
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				blocked = true
+				return true
+			default:
+				werr = e
+				return true
+			}
+		}
+		return true
+	})
+	clear((*iov)[:cap(*iov)]) // do not keep the frames alive
+	if err == nil {
+		err = werr
+	}
+	return blocked, err
+}
