@@ -53,7 +53,7 @@ func benchMain() int {
 	flag.DurationVar(&cfg.fixedDrain, "fixed-drain", 5*time.Second, "fixed load: wait this long after the last send for deliveries; later ones count as lost")
 	flag.IntVar(&cfg.conns, "conns", 10000, "idle memory and connect rate: clients")
 	flag.IntVar(&cfg.dialConc, "dial-concurrency", 128, "connections being set up at once")
-	flag.IntVar(&cfg.rounds, "rounds", 3, "connect and idle: rounds (every target once per round, fresh processes); tables show each target's median round")
+	flag.IntVar(&cfg.rounds, "rounds", 5, "connect and idle: rounds (every target once per round, fresh processes); tables show each target's median round")
 	flag.DurationVar(&cfg.formLimit, "form-limit", 90*time.Second, "connect: give up on a hubchat room that has not formed after this long")
 	flag.IntVar(&cfg.pad, "pad", 0, "extra bytes per message body")
 	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
