@@ -266,21 +266,7 @@ func TestOutboxSlowResumes(t *testing.T) {
 	h := NewHub(Options{HistorySize: -1, PingInterval: -1, RateLimit: -1, WriteTimeout: writeTimeout,
 		Logger: slog.New(slog.DiscardHandler)})
 	defer h.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc, cc := tcpPair(t)
 	// A small send buffer, so that a few hundred KiB fill the socket (a
 	// small receive buffer too would stall loopback TCP, whose segments
 	// are 64 KiB, in zero-window probes).
@@ -381,16 +367,7 @@ func countFrames(b []byte) int {
 // TestRawConnOf: only a plain socket is written to directly, and on Linux
 // it is; a wrapper that embeds one keeps its own Write.
 func TestRawConnOf(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	_, nc := tcpPair(t)
 	type counting struct{ *net.TCPConn }
 	if rc := rawConnOf(counting{nc.(*net.TCPConn)}); rc != nil {
 		t.Error("rawConnOf returned the raw connection under a wrapper")
@@ -398,4 +375,26 @@ func TestRawConnOf(t *testing.T) {
 	if rc := rawConnOf(nc); (rc != nil) != (runtime.GOOS == "linux") {
 		t.Errorf("rawConnOf(*net.TCPConn) = %v on %s", rc, runtime.GOOS)
 	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, client
 }
