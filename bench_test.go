@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -249,11 +248,7 @@ func rssBytes() uint64 {
 func idleClients(spec string) int {
 	url, nStr, _ := strings.Cut(spec, " ")
 	n, _ := strconv.Atoi(nStr)
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
-		rl.Cur = rl.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-	}
+	_ = raiseNoFile(0)
 	conns := make([]*websocket.Conn, 0, n)
 	for i := range n {
 		ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s?username=idle%d", url, i), nil)
@@ -282,17 +277,7 @@ func idleClients(spec string) int {
 // raiseFileLimit lifts the soft limit on open files, or skips the
 // benchmark if the hard limit is below need.
 func raiseFileLimit(b *testing.B, need int) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		b.Skipf("cannot read the open-file limit: %v", err)
-	}
-	if rl.Max < uint64(need) {
-		b.Skipf("open-file limit %d < %d needed; raise it (ulimit -Hn) to run this benchmark", rl.Max, need)
-	}
-	if rl.Cur < uint64(need) {
-		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-			b.Skipf("cannot raise the open-file limit: %v", err)
-		}
+	if err := raiseNoFile(uint64(need)); err != nil {
+		b.Skip(err)
 	}
 }
