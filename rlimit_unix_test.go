@@ -17,9 +17,9 @@ func raiseNoFile(need uint64) error {
 	if rl.Max < need {
 		return fmt.Errorf("open-file limit %d < %d needed; raise it (ulimit -Hn) to run this benchmark", rl.Max, need)
 	}
-	if rl.Cur < rl.Max {
+	if cur := rl.Cur; cur < rl.Max {
 		rl.Cur = rl.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil && rl.Cur < need {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil && cur < need {
 			return fmt.Errorf("cannot raise the open-file limit: %w", err)
 		}
 	}
