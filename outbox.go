@@ -34,15 +34,14 @@ import (
 // the new members' handshakes need the CPU; a message, or a frame for the
 // connection alone, ends the wait.
 //
-// A writer never waits on one connection: on Linux it writes with a writev
-// that does not block and arms no timer (writeNow), elsewhere with a
-// deadline tryWrite away, and whatever the socket does not take at once is
-// handed to a goroutine of the connection's own (the slow list) that
-// finishes it under the full WriteTimeout. A
-// connection that falls more than SendQueue messages behind the log is
-// disconnected as too slow, where a join or leave counts as 1/msgWeight of
-// a message; the log keeps just enough chunks that every connection within
-// that limit can still be served.
+// A writer does not wait on a slow connection: on Linux it writes with a
+// writev that does not block and arms no timer (writeNow), elsewhere with a
+// deadline tryWrite away, and what the socket does not take is handed to a
+// goroutine of the connection's own (the slow list) that finishes it under
+// the full WriteTimeout. A connection that falls more than SendQueue
+// messages behind the log is disconnected as too slow, where a join or
+// leave counts as 1/msgWeight of a message; the log keeps just enough
+// chunks that every connection within that limit can still be served.
 const (
 	minChunk = 4 << 10
 	maxChunk = 64 << 10
