@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -38,9 +40,15 @@ const (
 // allowed by Options.OriginPatterns, and 503 after the hub has shut down.
 //
 // ServeHTTP returns as soon as the connection is upgraded; the connection
-// then belongs to the hub, which closes it on [Hub.Shutdown]. Middleware
-// wrapping a Server must let the ResponseWriter be hijacked (implement
-// [http.Hijacker]).
+// then belongs to the hub, which closes it on [Hub.Shutdown]. When the
+// username is known at the upgrade (from Authenticate or the query), the
+// 101 response waits for the join's outcome and goes out with it in one
+// write: the client's join event, the users snapshot and the history, or
+// an error frame and the close. A client that sends its name in its first
+// frame gets the response at once. Middleware
+// wrapping a Server must let the ResponseWriter be hijacked: implement
+// [http.Hijacker], or an Unwrap method as [http.ResponseController]
+// expects.
 //
 // Use [NewServer]; the zero Server is not usable. A Server is safe for
 // concurrent use.
@@ -105,19 +113,84 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		fromAuth = true
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		return // the upgrader has answered with a 4xx
 	}
-	c := newClient(h, ws)
+	hc := hj.conn
+	c := newClient(h, ws, hc.Conn)
 	if !h.addConn(c) {
-		_ = ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(closeGoingAway, errTextClosed), time.Now().Add(time.Second))
-		ws.Close()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(append(hc.resp, closeFrame(closeGoingAway, errTextClosed)...))
+		c.nc.Close()
 		return
 	}
+	// From here on the outbox writes everything, the 101 response first.
+	// When the name is known already, the response waits for the join's
+	// outcome; otherwise the client waits for it before it sends its join.
+	hc.c = c
+	h.out.mu.Lock()
+	h.out.greetLocked(c, hc.resp, name != "" || fromAuth)
+	h.out.mu.Unlock()
+	hc.resp = nil
 	go c.serve(name, fromAuth)
 }
+
+// A hijacker hands gorilla's upgrader a hijackedConn in place of the
+// request's connection. It finds the connection through
+// [http.ResponseController], so middleware that wraps the ResponseWriter
+// need only provide an Unwrap method.
+type hijacker struct {
+	http.ResponseWriter
+	conn *hijackedConn
+}
+
+func (hj *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(hj.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	hj.conn = &hijackedConn{Conn: nc}
+	return hj.conn, brw, nil
+}
+
+// A hijackedConn is a connection as gorilla sees it: gorilla reads from it
+// directly, but whatever it writes goes through the hub's outbox, the one
+// writer of every connection. The 101 response written during the upgrade
+// is kept in resp, for the outbox to write with the first frames (one
+// write where there were two); the close frame gorilla writes after a
+// protocol error or an oversized frame is queued after the frames queued
+// before it, never in the middle of the outbox's writes, and ends the
+// connection's output. Write deadlines are the outbox's alone.
+type hijackedConn struct {
+	net.Conn
+	c    *client // nil during the upgrade
+	resp []byte  // the 101 response, until the outbox has it
+}
+
+func (hc *hijackedConn) Write(p []byte) (int, error) {
+	if hc.c == nil {
+		hc.resp = append(hc.resp, p...)
+		return len(p), nil
+	}
+	b := bytes.Clone(p)
+	o := &hc.c.h.out
+	o.mu.Lock()
+	if len(b) > 0 && b[0]&0x0f == opClose {
+		o.closeFrameLocked(hc.c, b)
+	} else {
+		o.sendLocked(hc.c, b)
+	}
+	o.mu.Unlock()
+	return len(p), nil
+}
+
+// SetWriteDeadline does nothing: the outbox sets the write deadlines.
+func (hc *hijackedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets only the read deadline; see SetWriteDeadline.
+func (hc *hijackedConn) SetDeadline(t time.Time) error { return hc.Conn.SetReadDeadline(t) }
 
 // checkOrigin allows requests without an Origin header, from the server's
 // own host, and from hosts matching Options.OriginPatterns.
@@ -170,17 +243,19 @@ type client struct {
 	done      chan struct{} // closed when writing is finished for good
 }
 
-func newClient(h *Hub, ws *websocket.Conn) *client {
+// newClient returns the client of ws, whose connection is nc (both nil in
+// tests of the outbox alone).
+func newClient(h *Hub, ws *websocket.Conn, nc net.Conn) *client {
 	c := &client{
 		h:       h,
 		ws:      ws,
+		nc:      nc,
 		joined:  make(chan struct{}),
 		idleIdx: -1,
 		done:    make(chan struct{}),
 	}
-	if ws != nil {
-		c.nc = ws.NetConn()
-		c.rc = rawConnOf(c.nc)
+	if nc != nil {
+		c.rc = rawConnOf(nc)
 	}
 	return c
 }

@@ -824,3 +824,35 @@ func TestManyHubs(t *testing.T) {
 		t.Errorf("names %q, %q", s1.hub.Name(), s2.hub.Name())
 	}
 }
+
+// unwrapper is middleware's ResponseWriter that hides http.Hijacker behind
+// an Unwrap method, as http.ResponseController expects.
+type unwrapper struct{ w http.ResponseWriter }
+
+func (u unwrapper) Header() http.Header         { return u.w.Header() }
+func (u unwrapper) Write(b []byte) (int, error) { return u.w.Write(b) }
+func (u unwrapper) WriteHeader(code int)        { u.w.WriteHeader(code) }
+func (u unwrapper) Unwrap() http.ResponseWriter { return u.w }
+
+// TestServerBehindMiddleware: a Server under middleware whose
+// ResponseWriter only unwraps to a Hijacker still upgrades and joins.
+func TestServerBehindMiddleware(t *testing.T) {
+	t.Parallel()
+	hub := chat.NewHub(chat.Options{})
+	srv := chat.NewServer(hub)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(unwrapper{w}, r)
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		if err := hub.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		hs.Close()
+	})
+	s := &testServer{hub: hub, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+	c := s.joinAs(t, "alice")
+	c.say("hi")
+	diff(t, "alice's echo", []frame{msg("alice", "hi")}, c.nextN(1))
+}

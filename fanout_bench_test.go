@@ -42,7 +42,7 @@ func BenchmarkFanout(b *testing.B) {
 			clients := make([]*client, n)
 			for i := range n {
 				sinks[i] = &sinkConn{}
-				clients[i] = newClient(h, nil)
+				clients[i] = newClient(h, nil, nil)
 				clients[i].nc = sinks[i]
 				h.mu.Lock()
 				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), clients[i])

@@ -215,16 +215,38 @@ func (o *outbox) sendLocked(c *client, parts ...[]byte) {
 	o.scheduleLocked(c)
 }
 
+// greetLocked queues resp, the connection's 101 response, as its first
+// bytes. If hold is set it is not written until something else is queued
+// for c (its join: its own join event and the users snapshot; or an error
+// and the close frame), so that the upgrade and the join's outcome reach
+// the client in one write.
+func (o *outbox) greetLocked(c *client, resp []byte, hold bool) {
+	c.priv = append(c.priv, privFrame{at: o.end, b: resp})
+	if !hold {
+		o.scheduleLocked(c)
+	}
+}
+
 // closeLocked queues a close frame with code and reason after everything
 // queued so far (closeNoFrame: none); then c accepts no more frames.
 func (o *outbox) closeLocked(c *client, code int, reason string) {
+	var frame []byte
+	if code != closeNoFrame {
+		frame = closeFrame(code, reason)
+	}
+	o.closeFrameLocked(c, frame)
+}
+
+// closeFrameLocked queues frame, a close frame (nil: none), after
+// everything queued so far; then c accepts no more frames.
+func (o *outbox) closeFrameLocked(c *client, frame []byte) {
 	if c.closing {
 		return
 	}
 	c.closing = true
 	c.closeAt = o.end
-	if code != closeNoFrame {
-		c.priv = append(c.priv, privFrame{at: o.end, b: closeFrame(code, reason)})
+	if frame != nil {
+		c.priv = append(c.priv, privFrame{at: o.end, b: frame})
 	}
 	if c.state == wIdle && !o.pendingLocked(c) {
 		o.finishLocked(c)

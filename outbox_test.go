@@ -115,7 +115,7 @@ func TestOutboxStreams(t *testing.T) {
 	var want []string // the room's broadcast order
 	for i := range n {
 		conns[i] = &recConn{}
-		clients[i] = newClient(h, nil)
+		clients[i] = newClient(h, nil, nil)
 		clients[i].nc = conns[i]
 		name := "u" + strconv.Itoa(i)
 		h.mu.Lock()
@@ -164,7 +164,7 @@ func TestOutboxEvictsLagging(t *testing.T) {
 	h := NewHub(Options{SendQueue: 8, HistorySize: -1, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	defer h.Close()
 	fast, lag := &recConn{}, &recConn{}
-	cf, cl := newClient(h, nil), newClient(h, nil)
+	cf, cl := newClient(h, nil, nil), newClient(h, nil, nil)
 	cf.nc, cl.nc = fast, lag
 	h.mu.Lock()
 	h.applyJoinLocked("fast", "fast", cf)
@@ -219,7 +219,7 @@ func TestOutboxPresenceLag(t *testing.T) {
 	h := NewHub(Options{SendQueue: 8, HistorySize: -1, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	defer h.Close()
 	lag := &recConn{}
-	cl := newClient(h, nil)
+	cl := newClient(h, nil, nil)
 	cl.nc = lag
 	h.mu.Lock()
 	h.applyJoinLocked("lag", "lag", cl)
@@ -272,7 +272,7 @@ func TestOutboxSlowResumes(t *testing.T) {
 	// are 64 KiB, in zero-window probes).
 	_ = sc.(*net.TCPConn).SetWriteBuffer(4 << 10)
 
-	c := newClient(h, nil)
+	c := newClient(h, nil, nil)
 	c.nc, c.rc = sc, rawConnOf(sc)
 	h.mu.Lock()
 	h.applyJoinLocked("reader", "reader", c)
@@ -397,4 +397,95 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 	}
 	t.Cleanup(func() { server.Close() })
 	return server, client
+}
+
+// TestOutboxGreetHeld: a held 101 response is not written on its own but
+// with the join that follows it, ahead of the join event and the snapshot;
+// on Linux in one writev, which a loopback reader receives in one read.
+func TestOutboxGreetHeld(t *testing.T) {
+	h := NewHub(Options{HistorySize: -1, PingInterval: -1, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	sc, cc := tcpPair(t)
+	c := newClient(h, nil, sc)
+	resp := []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+	h.out.mu.Lock()
+	h.out.greetLocked(c, resp, true)
+	state, ready, workers := c.state, h.out.ready.len(), h.out.workers
+	h.out.mu.Unlock()
+	if state != wIdle || ready != 0 || workers != 0 {
+		t.Fatalf("after a held greeting: state %d, %d ready, %d writers; want nothing scheduled", state, ready, workers)
+	}
+
+	h.mu.Lock()
+	h.applyJoinLocked("alice", "alice", c)
+	h.mu.Unlock()
+	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	var got []byte
+	for reads := 1; ; reads++ {
+		n, err := cc.Read(buf)
+		if err != nil {
+			t.Fatalf("read %d: %v (have %q)", reads, err, got)
+		}
+		got = append(got, buf[:n]...)
+		if len(got) >= len(resp) && countFrames(got[len(resp):]) >= 2 {
+			if reads > 1 && runtime.GOOS == "linux" {
+				t.Errorf("the welcome took %d reads, want 1 (one writev)", reads)
+			}
+			break
+		}
+	}
+	if !strings.HasPrefix(string(got), string(resp)) {
+		t.Fatalf("the connection's first bytes are %q, want the 101 response", got[:min(len(got), len(resp))])
+	}
+	rec := &recConn{buf: got[len(resp):]}
+	if diff := cmp.Diff([]string{"join:alice", "users:1"}, rec.events(t)); diff != "" {
+		t.Errorf("frames after the response (-want +got):\n%s", diff)
+	}
+}
+
+// TestHijackedConn: what gorilla writes during the upgrade is kept, not
+// written; after it, its writes are queued behind the outbox's frames, and
+// its close frame ends the connection's output: a frame queued after it is
+// dropped. Its write deadlines do not reach the connection.
+func TestHijackedConn(t *testing.T) {
+	h := NewHub(Options{HistorySize: -1, PingInterval: -1, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	rec := &recConn{}
+	hc := &hijackedConn{Conn: rec}
+	resp := []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+	if n, err := hc.Write(resp); n != len(resp) || err != nil {
+		t.Fatalf("Write during the upgrade = %d, %v", n, err)
+	}
+	if rec.writes != 0 || string(hc.resp) != string(resp) {
+		t.Fatalf("during the upgrade: %d writes, kept %q; want none and the response", rec.writes, hc.resp)
+	}
+	if err := hc.SetDeadline(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newClient(h, nil, rec)
+	hc.c = c
+	h.out.mu.Lock()
+	h.out.greetLocked(c, hc.resp, false)
+	h.out.mu.Unlock()
+	pong := controlFrame(opPong, []byte("p"))
+	closing := closeFrame(closeTooBig, "")
+	for _, f := range [][]byte{pong, closing} {
+		if n, err := hc.Write(f); n != len(f) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	c.enqueue(textFrame(appendError(nil, "late")))
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the outbox did not finish after gorilla's close frame")
+	}
+	rec.mu.Lock()
+	got := string(rec.buf)
+	rec.mu.Unlock()
+	if want := string(resp) + string(pong) + string(closing); got != want {
+		t.Errorf("written %q, want %q: the response, the pong and the close frame", got, want)
+	}
 }
