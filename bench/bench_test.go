@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -178,5 +180,39 @@ func TestFragments(t *testing.T) {
 	p, op, err = c.next()
 	if err != nil || op != opText || string(p) != "end" {
 		t.Fatalf("next() = %q, op %d, %v", p, op, err)
+	}
+}
+
+// TestStreamedUsers checks that a users snapshot larger than the read
+// buffer is counted as it arrives, and that the frame after it is intact.
+func TestStreamedUsers(t *testing.T) {
+	cli, srv := net.Pipe()
+	defer cli.Close()
+	defer srv.Close()
+	r := newRunState(0)
+	c := &wsClient{r: r, nc: cli, br: newFrameReader(cli, 4096), ready: make(chan struct{})}
+	var names []string
+	for i := range 2000 {
+		names = append(names, `"u`+strconv.Itoa(i)+`"`)
+	}
+	snapshot := []byte(`{"type":"users","users":[` + strings.Join(names, ",") + `]}`)
+	go func() {
+		// In pieces that split the frame anywhere, the list's key too.
+		b := append(serverTextFrame(snapshot), serverTextFrame([]byte(`{"type":"join","username":"x"}`))...)
+		for len(b) > 0 {
+			k := min(len(b), 7+len(b)%1000)
+			srv.Write(b[:k])
+			b = b[k:]
+		}
+	}()
+	if err := c.step(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.joined || c.known != 2000 {
+		t.Fatalf("after the snapshot: joined %v, known %d; want true, 2000", c.joined, c.known)
+	}
+	p, op, err := c.next()
+	if err != nil || op != opText || string(frameType(p)) != "join" {
+		t.Fatalf("next() = %q, op %d, %v; want the join", p, op, err)
 	}
 }

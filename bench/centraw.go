@@ -33,7 +33,6 @@ func dialCentrifugeRaw(ctx context.Context, addr string, id int, r *runState, _ 
 	}
 	c.cent = true
 	c.centID = 2
-	go c.readLoop()
 	name := "u" + strconv.Itoa(id)
 	cmd := `{"id":1,"connect":{"name":"` + name + `"}}` + "\n" +
 		`{"id":2,"subscribe":{"channel":"` + centrifugeChannel + `"}}`
@@ -41,10 +40,7 @@ func dialCentrifugeRaw(ctx context.Context, addr string, id int, r *runState, _ 
 		c.close()
 		return nil, err
 	}
-	if err := c.waitReady(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c.start(ctx)
 }
 
 var (

@@ -198,7 +198,7 @@ func connectTable(cfg *config, rs []connectResult) *table {
 	t := &table{
 		title: fmt.Sprintf("Connect rate: %d clients, %d handshakes in flight (hubchat: connect+join); each target's median of %d rounds",
 			cfg.conns, cfg.dialConc, max(1, cfg.rounds)),
-		header: []string{"target", "connections/s", "vs hubchat", "all connected", "room formed", "hubchat room formed ÷ this target's connect time", "srv CPU", "gen CPU", "frames/read", "every round"},
+		header: []string{"target", "connections/s", "vs hubchat", "all connected", "room formed", "hubchat room formed ÷ this target's connect time", "srv CPU/conn", "gen CPU/conn", "steal", "srv CPU to formed", "gen CPU to formed", "frames/read", "every round"},
 	}
 	var ref connectResult
 	hasRef := false
@@ -227,7 +227,7 @@ func connectTable(cfg *config, rs []connectResult) *table {
 			each = append(each, fmtRate(v))
 		}
 		t.add(r.target, fmtRate(r.rate), ratio(r.rate, ref.rate, hasRef), fmtDur(r.elapsed), formed, hub,
-			fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPerRead(r.perRead), strings.Join(each, ", "))
+			fmtDur(r.srvPerConn), fmtDur(r.genPerConn), fmtPct(r.steal), fmtPct(r.srvBusy), fmtPct(r.genBusy), fmtPerRead(r.perRead), strings.Join(each, ", "))
 	}
 	return t
 }

@@ -142,12 +142,7 @@ func (r *runState) onFrame(c *wsClient, p []byte) {
 	case "join":
 		r.onJoin(c)
 	case "users":
-		c.known = countUsers(p)
-		if !c.joined {
-			c.joined = true
-			close(c.ready)
-		}
-		r.checkFormed(c)
+		r.onUsers(c, countUsers(p))
 	case "leave":
 		r.leaves.Add(1)
 		if c.joined {
@@ -157,6 +152,16 @@ func (r *runState) onFrame(c *wsClient, p []byte) {
 		r.errFrames.Add(1)
 		r.note("error frame to u" + itoa(c.id) + ": " + string(p))
 	}
+}
+
+// onUsers handles a users snapshot naming n members: client c has joined.
+func (r *runState) onUsers(c *wsClient, n int) {
+	c.known = n
+	if !c.joined {
+		c.joined = true
+		close(c.ready)
+	}
+	r.checkFormed(c)
 }
 
 // onJoin counts a join event that client c has seen after its snapshot.

@@ -186,6 +186,24 @@ func machineCPU() time.Duration {
 	return time.Duration(ticks) * clockTick
 }
 
+// stealCPU returns the CPU time the hypervisor has given to other guests
+// while this machine's processes were ready to run (steal, the eighth
+// field of /proc/stat's first line): a round with much of it measured a
+// disturbed machine.
+func stealCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) <= 8 {
+		return 0
+	}
+	v, _ := strconv.ParseInt(f[8], 10, 64)
+	return time.Duration(v) * clockTick
+}
+
 // windowed runs senders for d: each keeps at most cfg.window messages that
 // have not yet reached every client. It returns how many were sent.
 func windowed(cfg *config, r *runState, senders []client, seq []int64, d time.Duration) int64 {
@@ -445,6 +463,12 @@ type connectResult struct {
 	genBusy float64       // load generator CPU / wall time, likewise
 	perRead float64       // frames per client read
 
+	// Until every client was connected: server and load generator CPU
+	// per connection, and CPU time the hypervisor took from this machine
+	// (steal) / wall time.
+	srvPerConn, genPerConn time.Duration
+	steal                  float64
+
 	rounds   int       // rounds this result is the median of
 	allRates []float64 // every round's connections/s, in order
 }
@@ -534,6 +558,7 @@ func runConnectIdle(cfg *config, name string) (cr connectResult, ir idleResult) 
 	}
 	cpu0, _ := p.cpu()
 	self0 := selfCPU()
+	steal0 := stealCPU()
 	start := time.Now()
 	clients, elapsed, err := dialAll(spec, p.addr, n, cfg.dialConc, r, cfg.formLimit)
 	if err != nil {
@@ -542,6 +567,11 @@ func runConnectIdle(cfg *config, name string) (cr connectResult, ir idleResult) 
 	defer closeAll(r, clients)
 	cr.elapsed = elapsed
 	cr.rate = float64(n) / elapsed.Seconds()
+	if cpu, err := p.cpu(); err == nil {
+		cr.srvPerConn = (cpu - cpu0) / time.Duration(n)
+	}
+	cr.genPerConn = (selfCPU() - self0) / time.Duration(n)
+	cr.steal = float64(stealCPU()-steal0) / float64(elapsed)
 	if spec.join {
 		if err := waitFormed(r, max(time.Second, cfg.formLimit-time.Since(start))); err != nil {
 			cr.err = err

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,10 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/textproto"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -47,6 +45,7 @@ type wsClient struct {
 	discard int    // bytes of the last peeked payload still in br
 	joined  bool   // hubchat: the users snapshot has arrived
 	known   int    // hubchat: members this client knows about
+	counted int    // hubchat: names in the last streamed users snapshot
 	frames  int64  // text messages not yet added to r.frames
 	formed  bool   // hubchat: known reached the room size
 
@@ -81,35 +80,52 @@ func dialWS(ctx context.Context, addr string, id int, r *runState, join bool) (c
 	if !join {
 		close(c.ready)
 	}
-	go c.readLoop()
-	if join {
-		if err := c.waitReady(ctx); err != nil {
-			return nil, err
+	return c.start(ctx)
+}
+
+// start reads in the dialing goroutine until the client is ready (hubchat:
+// joined; centrifuge: subscribed), so that setting up a connection costs
+// no goroutine switch, then hands the connection to its reader goroutine.
+// The handshake's deadline bounds the wait; cancelling ctx ends it at once.
+func (c *wsClient) start(ctx context.Context) (client, error) {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for !c.isReady() {
+		if err := c.step(); err != nil {
+			c.nc.Close()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("before the join: %w", err)
 		}
 	}
+	if !stop() {
+		c.nc.Close()
+		return nil, ctx.Err()
+	}
+	c.nc.SetDeadline(time.Time{})
+	go c.readLoop()
 	return c, nil
 }
 
-// waitReady waits until the client is joined (or subscribed).
-func (c *wsClient) waitReady(ctx context.Context) error {
-	t := time.NewTimer(dialTimeout)
-	defer t.Stop()
+// isReady reports whether the client is usable.
+func (c *wsClient) isReady() bool {
 	select {
 	case <-c.ready:
-		return nil
-	case <-c.done:
-		return errors.New("connection closed before join")
-	case <-ctx.Done():
-		c.close()
-		return ctx.Err()
-	case <-t.C:
-		c.close()
-		return errors.New("timed out waiting for the join")
+		return true
+	default:
+		return false
 	}
 }
 
-// handshake opens a WebSocket connection to path on addr; the caller starts
-// the reader.
+// httpEnd ends the response headers.
+var httpEnd = []byte("\r\n\r\n")
+
+// handshake opens a WebSocket connection to path on addr, with a deadline
+// for the handshake and the join set; the caller calls start. The response
+// is read into the frame buffer, so that the frames sent with it (a hubchat
+// server's first write carries the join and the users snapshot too) are
+// read by the same system call.
 func handshake(ctx context.Context, addr, path string, id int, r *runState) (*wsClient, error) {
 	d := net.Dialer{Timeout: dialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
@@ -130,25 +146,29 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 		nc.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(countingReader{nc, r, nil}, 4096)
-	tp := textproto.NewReader(br)
-	status, err := tp.ReadLine()
-	if err == nil {
-		_, err = tp.ReadMIMEHeader()
-	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("handshake: %w", err)
-	}
-	if !strings.HasPrefix(status, "HTTP/1.1 101") {
-		nc.Close()
-		return nil, fmt.Errorf("handshake: %s", status)
-	}
-	nc.SetDeadline(time.Time{})
 	c.br = newFrameReader(countingReader{nc, r, c}, readBufferSize)
-	early, _ := br.Peek(br.Buffered()) // frames that came with the response
-	c.br.w = copy(c.br.buf, early)
-	return c, nil
+	b := c.br
+	for {
+		if i := bytes.Index(b.buf[:b.w], httpEnd); i >= 0 {
+			status, _, _ := bytes.Cut(b.buf[:i], []byte("\r\n"))
+			if !bytes.HasPrefix(status, []byte("HTTP/1.1 101 ")) {
+				nc.Close()
+				return nil, fmt.Errorf("handshake: %s", status)
+			}
+			b.Discard(i + len(httpEnd))
+			return c, nil
+		}
+		if b.w == len(b.buf) {
+			nc.Close()
+			return nil, errors.New("handshake: response headers too long")
+		}
+		n, err := b.src.Read(b.buf[b.w:])
+		b.w += n
+		if err != nil && n == 0 {
+			nc.Close()
+			return nil, fmt.Errorf("handshake: %w", err)
+		}
+	}
 }
 
 // countingReader counts the reads that fill a client's buffer, i.e. read
@@ -182,34 +202,44 @@ const (
 func (c *wsClient) readLoop() {
 	defer close(c.done)
 	for {
-		p, op, err := c.next()
-		if err != nil {
+		if err := c.step(); err != nil {
 			c.r.lost(c, err)
 			return
 		}
-		switch op {
-		case opText:
-			c.frames++
-			if c.cent {
-				c.onCentrifuge(p)
-			} else {
-				c.r.onFrame(c, p)
-			}
-		case opClose:
-			code := 0
-			if len(p) >= 2 {
-				code = int(binary.BigEndian.Uint16(p))
-			}
-			c.r.lost(c, fmt.Errorf("close frame %d %q", code, p[min(2, len(p)):]))
-			return
-		}
-		if cap(c.scratch) > readBufferSize {
-			// Do not keep a big users snapshot per client; share it.
-			b := c.scratch[:0]
-			bigScratch.Put(&b)
-			c.scratch = nil
-		}
 	}
+}
+
+// step reads and handles one message; it fails when the connection ends.
+func (c *wsClient) step() error {
+	p, op, err := c.next()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case opText:
+		c.frames++
+		if c.cent {
+			c.onCentrifuge(p)
+		} else {
+			c.r.onFrame(c, p)
+		}
+	case opUsersCounted:
+		c.frames++
+		c.r.onUsers(c, c.counted)
+	case opClose:
+		code := 0
+		if len(p) >= 2 {
+			code = int(binary.BigEndian.Uint16(p))
+		}
+		return fmt.Errorf("close frame %d %q", code, p[min(2, len(p)):])
+	}
+	if cap(c.scratch) > readBufferSize {
+		// Do not keep a big users snapshot per client; share it.
+		b := c.scratch[:0]
+		bigScratch.Put(&b)
+		c.scratch = nil
+	}
+	return nil
 }
 
 // header reads one frame header.
@@ -269,6 +299,13 @@ func (c *wsClient) next() ([]byte, byte, error) {
 		}
 		return p, op, nil
 	}
+	if fin && op == opText && !c.cent {
+		// A large hubchat message is a users snapshot: count its names as
+		// they arrive, rather than assemble it to count them afterwards.
+		if h, err := c.br.Peek(min(n, 64)); err == nil && string(frameType(h)) == "users" {
+			return nil, opUsersCounted, c.countStreamed(n)
+		}
+	}
 	// A fragmented or large message: assemble it in scratch. header()
 	// discards any control frame payload peeked in between.
 	if c.scratch == nil {
@@ -308,6 +345,44 @@ func (c *wsClient) next() ([]byte, byte, error) {
 			}
 		}
 	}
+}
+
+// opUsersCounted is what next returns for a users snapshot too large for
+// the read buffer, whose names countStreamed has counted into c.counted:
+// not a WebSocket opcode (those have four bits).
+const opUsersCounted = 0x10
+
+// countStreamed consumes the n-byte payload of a users snapshot from the
+// read buffer, piece by piece, and sets c.counted to the number of names
+// in it (benchmark names contain no quotes, escapes or brackets).
+func (c *wsClient) countStreamed(n int) error {
+	quotes, inList, done := 0, false, false
+	for n > 0 {
+		p, err := c.br.Some(n)
+		if err != nil {
+			return err
+		}
+		if !inList {
+			i := bytes.Index(p, usersKey)
+			if i < 0 {
+				return errors.New("users snapshot without its list in the first bytes")
+			}
+			p, inList = p[i+len(usersKey):], true
+			c.br.Discard(i + len(usersKey))
+			n -= i + len(usersKey)
+		}
+		k := len(p)
+		if !done {
+			if j := bytes.IndexByte(p, ']'); j >= 0 {
+				p, done = p[:j], true
+			}
+			quotes += bytes.Count(p, []byte{'"'})
+		}
+		c.br.Discard(k)
+		n -= k
+	}
+	c.counted = quotes / 2
+	return nil
 }
 
 // writeFrame writes one masked client frame.
@@ -383,6 +458,17 @@ func (b *frameReader) Peek(n int) ([]byte, error) {
 		}
 	}
 	return b.buf[b.r : b.r+n], nil
+}
+
+// Some returns between 1 and n buffered bytes, reading only if none are
+// buffered, without consuming them.
+func (b *frameReader) Some(n int) ([]byte, error) {
+	if b.r == b.w {
+		if _, err := b.Peek(1); err != nil {
+			return nil, err
+		}
+	}
+	return b.buf[b.r:min(b.w, b.r+n)], nil
 }
 
 // Discard consumes n buffered bytes.
