@@ -104,7 +104,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "chat: origin "+r.Header.Get("Origin")+" not allowed", http.StatusForbidden)
 		return
 	}
-	name, fromAuth := r.URL.Query().Get("username"), false
+	name, fromAuth := queryParam(r.URL.RawQuery, "username"), false
 	if h.opts.Authenticate != nil && websocket.IsWebSocketUpgrade(r) {
 		var err error
 		if name, err = h.opts.Authenticate(r); err != nil {
@@ -191,6 +191,26 @@ func (hc *hijackedConn) SetWriteDeadline(time.Time) error { return nil }
 
 // SetDeadline sets only the read deadline; see SetWriteDeadline.
 func (hc *hijackedConn) SetDeadline(t time.Time) error { return hc.Conn.SetReadDeadline(t) }
+
+// queryParam returns the first value of key in the raw query, as
+// url.Values.Get would, without building the map of every parameter.
+func queryParam(raw, key string) string {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(part, ";") {
+			continue // url.ParseQuery refuses these
+		}
+		k, v, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != key {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
+}
 
 // checkOrigin allows requests without an Origin header, from the server's
 // own host, and from hosts matching Options.OriginPatterns.

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,22 @@ func TestFrames(t *testing.T) {
 	}
 	if c := closeFrame(1008, strings.Repeat("é", 100)); len(c) > 2+125 {
 		t.Errorf("close frame of %d bytes exceeds the control-frame limit", len(c))
+	}
+}
+
+// TestQueryParam: queryParam agrees with url.Values.Get.
+func TestQueryParam(t *testing.T) {
+	for _, raw := range []string{
+		"", "username=alice", "a=1&username=bob&username=carol", "username=", "username",
+		"x=1;username=eve&username=dan", "user%6Eame=ann", "username=%41nn+B", "username=%zz&username=ok",
+		"username=a%3Db&b=2", "&&username=z&", "usernamex=no&username=yes",
+	} {
+		want := ""
+		if v, err := url.ParseQuery(raw); err == nil || v != nil {
+			want = v.Get("username")
+		}
+		if got := queryParam(raw, "username"); got != want {
+			t.Errorf("queryParam(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

@@ -221,6 +221,9 @@ func (o *outbox) sendLocked(c *client, parts ...[]byte) {
 // and the close frame), so that the upgrade and the join's outcome reach
 // the client in one write.
 func (o *outbox) greetLocked(c *client, resp []byte, hold bool) {
+	if c.priv == nil {
+		c.priv = make([]privFrame, 0, 4) // with the welcome's three
+	}
 	c.priv = append(c.priv, privFrame{at: o.end, b: resp})
 	if !hold {
 		o.scheduleLocked(c)
@@ -500,7 +503,7 @@ type batch struct {
 	end, seq uint64    // c's cursor once written
 	final    bool      // the connection is finished once written
 	deadline time.Time // the eviction deadline, if any
-	iov      iovecs    // writeNow's scratch space
+	raw      rawWriter // writeNow's state
 }
 
 // takeLocked fills b with everything c has to write and reports whether
@@ -558,7 +561,7 @@ func (o *outbox) appendLog(out net.Buffers, from, to uint64) net.Buffers {
 // with a deadline tryWrite away. blocked reports that part of b is left.
 func (o *outbox) writeOnce(c *client, b *batch) (blocked bool, err error) {
 	if c.rc != nil {
-		return writeNow(c.rc, &b.out, &b.iov)
+		return writeNow(c.rc, &b.out, &b.raw)
 	}
 	dl := c.lastWrite.Add(tryWrite)
 	if !b.deadline.IsZero() && b.deadline.Before(dl) {

@@ -7,12 +7,12 @@ import (
 	"syscall"
 )
 
-// iovecs is writeNow's scratch space; writeNow exists on Linux only.
-type iovecs struct{}
+// rawWriter is writeNow's state; writeNow exists on Linux only.
+type rawWriter struct{}
 
 // rawConnOf returns nil: elsewhere the outbox writes with a short deadline.
 func rawConnOf(net.Conn) syscall.RawConn { return nil }
 
-func writeNow(syscall.RawConn, *net.Buffers, *iovecs) (bool, error) {
+func writeNow(syscall.RawConn, *net.Buffers, *rawWriter) (bool, error) {
 	panic("chat: writeNow without a raw connection")
 }
