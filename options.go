@@ -73,10 +73,9 @@ type Options struct {
 	// PingInterval (60 s by default), or 60 s when pings are off.
 	ReadTimeout time.Duration
 
-	// WriteTimeout bounds every write to a connection after the upgrade
-	// response (a few hundred bytes into a new connection's empty send
-	// buffer); a client that does not accept data within it is
-	// disconnected. Zero means 10 s.
+	// WriteTimeout bounds every write to a connection, the 101 response
+	// included (it goes out with the connection's first frames); a client
+	// that does not accept data within it is disconnected. Zero means 10 s.
 	WriteTimeout time.Duration
 
 	// JoinTimeout is how long a connection without ?username= has to send its
