@@ -74,7 +74,14 @@ func startServer(t testing.TB, opts chat.Options) *testServer {
 	hub := chat.NewHub(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(hub))
-	hs := httptest.NewServer(mux)
+	return serveHub(t, hub, mux, "/ws")
+}
+
+// serveHub serves h, which attaches connections to hub at path, until the
+// test ends.
+func serveHub(t testing.TB, hub *chat.Hub, h http.Handler, path string) *testServer {
+	t.Helper()
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
 		// The hub first: httptest does not track hijacked connections.
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
@@ -84,7 +91,7 @@ func startServer(t testing.TB, opts chat.Options) *testServer {
 		}
 		hs.Close()
 	})
-	return &testServer{hub: hub, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
+	return &testServer{hub: hub, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + path}
 }
 
 // conn is a test client.
@@ -840,18 +847,9 @@ func TestServerBehindMiddleware(t *testing.T) {
 	t.Parallel()
 	hub := chat.NewHub(chat.Options{})
 	srv := chat.NewServer(hub)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := serveHub(t, hub, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.ServeHTTP(unwrapper{w}, r)
-	}))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-		defer cancel()
-		if err := hub.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		hs.Close()
-	})
-	s := &testServer{hub: hub, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+	}), "")
 	c := s.joinAs(t, "alice")
 	c.say("hi")
 	diff(t, "alice's echo", []frame{msg("alice", "hi")}, c.nextN(1))

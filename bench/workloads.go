@@ -167,9 +167,17 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// machineCPU returns the CPU time all processes have used, from the first
-// line of /proc/stat (user, nice, system, irq, softirq, steal).
-func machineCPU() time.Duration {
+// machineCPU returns the CPU time all processes have used (user, nice,
+// system, irq, softirq, steal).
+func machineCPU() time.Duration { return procStatCPU(1, 2, 3, 6, 7, 8) }
+
+// stealCPU returns the CPU time the hypervisor has given to other guests
+// while this machine's processes were ready to run (steal): a round with
+// much of it measured a disturbed machine.
+func stealCPU() time.Duration { return procStatCPU(8) }
+
+// procStatCPU sums the given fields of /proc/stat's first line, in ticks.
+func procStatCPU(fields ...int) time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0
@@ -177,31 +185,13 @@ func machineCPU() time.Duration {
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+	for _, i := range fields {
 		if i < len(f) {
 			v, _ := strconv.ParseInt(f[i], 10, 64)
 			ticks += v
 		}
 	}
 	return time.Duration(ticks) * clockTick
-}
-
-// stealCPU returns the CPU time the hypervisor has given to other guests
-// while this machine's processes were ready to run (steal, the eighth
-// field of /proc/stat's first line): a round with much of it measured a
-// disturbed machine.
-func stealCPU() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) <= 8 {
-		return 0
-	}
-	v, _ := strconv.ParseInt(f[8], 10, 64)
-	return time.Duration(v) * clockTick
 }
 
 // windowed runs senders for d: each keeps at most cfg.window messages that
