@@ -129,12 +129,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// From here on the outbox writes everything, the 101 response first.
 	// When the name is known already, the response waits for the join's
 	// outcome; otherwise the client waits for it before it sends its join.
+	nameInFrame := name == "" && !fromAuth
 	hc.c = c
 	h.out.mu.Lock()
-	h.out.greetLocked(c, hc.resp, name != "" || fromAuth)
+	h.out.greetLocked(c, hc.resp, !nameInFrame)
 	h.out.mu.Unlock()
 	hc.resp = nil
-	go c.serve(name, fromAuth)
+	go c.serve(name, nameInFrame)
 }
 
 // A hijacker hands gorilla's upgrader a hijackedConn in place of the
@@ -300,9 +301,10 @@ func (c *client) closeWith(code int, reason string) {
 	o.mu.Unlock()
 }
 
-// serve is the connection's reader: it joins, then reads, validates and
+// serve is the connection's reader: it joins (as name, or with the name
+// its first frame asks for if nameInFrame), then reads, validates and
 // publishes frames until the connection ends, then leaves and cleans up.
-func (c *client) serve(name string, fromAuth bool) {
+func (c *client) serve(name string, nameInFrame bool) {
 	h := c.h
 	defer h.removeConn(c)
 	defer func() {
@@ -329,7 +331,7 @@ func (c *client) serve(name string, fromAuth bool) {
 		return nil
 	})
 
-	if name == "" && !fromAuth {
+	if nameInFrame {
 		_ = c.nc.SetReadDeadline(time.Now().Add(h.opts.JoinTimeout))
 		n, ok := c.readJoin()
 		if !ok {

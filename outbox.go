@@ -222,7 +222,9 @@ func (o *outbox) sendLocked(c *client, parts ...[]byte) {
 // the client in one write.
 func (o *outbox) greetLocked(c *client, resp []byte, hold bool) {
 	if c.priv == nil {
-		c.priv = make([]privFrame, 0, 4) // with the welcome's three
+		// Room for the welcome after it too: the snapshot in three parts
+		// and the history.
+		c.priv = make([]privFrame, 0, 5)
 	}
 	c.priv = append(c.priv, privFrame{at: o.end, b: resp})
 	if !hold {
