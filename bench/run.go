@@ -172,19 +172,43 @@ func (r *runState) onJoin(c *wsClient) {
 	}
 }
 
-// countUsers counts the names in a {"type":"users","users":[...]} frame;
-// benchmark names contain no quotes or escapes.
+// countUsers counts the names in a {"type":"users","users":[...]} frame.
 func countUsers(p []byte) int {
-	i := bytes.Index(p, usersKey)
-	if i < 0 {
-		return 0
-	}
-	p = p[i+len(usersKey):]
-	if j := bytes.IndexByte(p, ']'); j >= 0 {
-		p = p[:j]
-	}
-	return bytes.Count(p, []byte{'"'}) / 2
+	var u usersCounter
+	u.feed(p)
+	return u.names()
 }
+
+// A usersCounter counts the names of a users snapshot fed to it in pieces,
+// the first of which holds the list's key; benchmark names contain no
+// quotes, escapes or brackets.
+type usersCounter struct {
+	inList, done bool
+	quotes       int
+}
+
+// feed counts the quotes in p, the next piece of the snapshot, that lie
+// inside the list. It reports false if p is the first piece and has no
+// list.
+func (u *usersCounter) feed(p []byte) bool {
+	if !u.inList {
+		i := bytes.Index(p, usersKey)
+		if i < 0 {
+			return false
+		}
+		p, u.inList = p[i+len(usersKey):], true
+	}
+	if !u.done {
+		if j := bytes.IndexByte(p, ']'); j >= 0 {
+			p, u.done = p[:j], true
+		}
+		u.quotes += bytes.Count(p, []byte{'"'})
+	}
+	return true
+}
+
+// names is the number of names counted so far.
+func (u *usersCounter) names() int { return u.quotes / 2 }
 
 // checkFormed notes when client c knows every member of the room.
 func (r *runState) checkFormed(c *wsClient) {

@@ -386,34 +386,21 @@ const opUsersCounted = 0x10
 
 // countStreamed consumes the n-byte payload of a users snapshot from the
 // read buffer, piece by piece, and sets c.counted to the number of names
-// in it (benchmark names contain no quotes, escapes or brackets).
+// in it. next has peeked 64 bytes, so the first piece holds the list's key.
 func (c *wsClient) countStreamed(n int) error {
-	quotes, inList, done := 0, false, false
+	var u usersCounter
 	for n > 0 {
 		p, err := c.br.Some(n)
 		if err != nil {
 			return err
 		}
-		if !inList {
-			i := bytes.Index(p, usersKey)
-			if i < 0 {
-				return errors.New("users snapshot without its list in the first bytes")
-			}
-			p, inList = p[i+len(usersKey):], true
-			c.br.Discard(i + len(usersKey))
-			n -= i + len(usersKey)
+		if !u.feed(p) {
+			return errors.New("users snapshot without its list in the first bytes")
 		}
-		k := len(p)
-		if !done {
-			if j := bytes.IndexByte(p, ']'); j >= 0 {
-				p, done = p[:j], true
-			}
-			quotes += bytes.Count(p, []byte{'"'})
-		}
-		c.br.Discard(k)
-		n -= k
+		c.br.Discard(len(p))
+		n -= len(p)
 	}
-	c.counted = quotes / 2
+	c.counted = u.names()
 	return nil
 }
 
