@@ -256,6 +256,7 @@ type client struct {
 	off       uint64        // next log offset to write
 	wseq      uint64        // log frames written or skipped
 	priv      []privFrame   // frames for this connection only
+	snap      *owedSnap     // the users snapshot it is owed, if any
 	idleIdx   int           // index in h.out.idle, or -1
 	closing   bool          // the last frame is queued: accept no more
 	closeAt   uint64        // closing: write the log up to here, no further

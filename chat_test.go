@@ -816,6 +816,90 @@ func TestChurn(t *testing.T) {
 	}
 }
 
+// TestJoinStorm: a few hundred clients with long names connect at once, a
+// storm of joins into a room whose snapshot is large, and every tenth
+// leaves again at once. Each gets its own join first and then exactly one
+// users snapshot, containing it; no event repeats a name its list already
+// has or removes one it lacks; and each that stays ends up with exactly
+// the room's member list, in order.
+func TestJoinStorm(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	s := startServer(t, chat.Options{RateLimit: -1, HistorySize: -1})
+	name := func(i int) string { return fmt.Sprintf("storm-%s-%03d", strings.Repeat("x", 22), i) }
+	var final []string
+	for i := range n {
+		if i%10 != 0 {
+			final = append(final, name(i))
+		}
+	}
+	lists := make([][]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			me := name(i)
+			ws, _, err := websocket.DefaultDialer.Dial(s.url+"?username="+me, nil)
+			if err != nil {
+				t.Errorf("%s: dial: %v", me, err)
+				return
+			}
+			t.Cleanup(func() { ws.Close() }) // after the lists are compared
+			c := &conn{t: t, ws: ws}
+			if f, err := c.read(); err != nil || f.Type != "join" || f.Username != me {
+				t.Errorf("%s: first frame %+v (%v), want its join", me, f, err)
+				return
+			}
+			if i%10 == 0 {
+				ws.Close() // leaves during the storm
+				return
+			}
+			var list []string
+			snap := false
+			for !slices.Equal(sortedCopy(list), final) {
+				f, err := c.read()
+				if err != nil {
+					t.Errorf("%s: %v, knowing %d members, snapshot %v", me, err, len(list), snap)
+					return
+				}
+				switch {
+				case f.Type == "users" && !snap:
+					snap, list = true, f.Users
+					if !slices.Contains(list, me) {
+						t.Errorf("%s: snapshot of %d names without itself", me, len(list))
+						return
+					}
+				case f.Type == "join" && snap && !slices.Contains(list, f.Username):
+					list = append(list, f.Username)
+				case f.Type == "leave" && snap && slices.Contains(list, f.Username):
+					list = slices.DeleteFunc(list, func(u string) bool { return u == f.Username })
+				case f.Type == "history":
+				default:
+					t.Errorf("%s: unexpected %+v (snapshot %v, knowing %d)", me, f, snap, len(list))
+					return
+				}
+			}
+			lists[i] = list
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	hubUsers := s.hub.Users()
+	for i, l := range lists {
+		if i%10 != 0 {
+			diff(t, name(i)+"'s member list against the hub's", hubUsers, l)
+		}
+	}
+}
+
+// sortedCopy returns a sorted copy of names.
+func sortedCopy(names []string) []string {
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return s
+}
+
 // TestManyHubs: hubs in one process share nothing.
 func TestManyHubs(t *testing.T) {
 	t.Parallel()

@@ -63,6 +63,14 @@
 // bytes and stop a room of thousands from forming. Private messages never
 // enter the history.
 //
+// During a storm of joins into a large room (thousands connecting at once,
+// or every client reconnecting after a restart), bob's snapshot may come
+// later, once the storm is over or with the next message or leave: it is
+// then the member list of that moment, which already contains those who
+// joined after him, and their join events are not sent to him. Either way
+// the snapshot plus the events after it give the room's members, and every
+// message reaches him after his snapshot and history, in order.
+//
 // # Usernames
 //
 // [ValidateUsername] states the rules: 1 to 32 characters after trimming

@@ -420,7 +420,7 @@ func (h *Hub) deliver(ev Event) {
 
 // applyJoinLocked adds a member, announces it to everyone, and, when the
 // member is connected here (c != nil), sends c the users snapshot and the
-// history right after its own join event.
+// history after its own join event (see announceJoinLocked).
 func (h *Hub) applyJoinLocked(name, key string, c *client) {
 	m := &member{name: name, key: key, c: c, prev: h.last}
 	if h.last != nil {
@@ -439,38 +439,73 @@ func (h *Hub) applyJoinLocked(name, key string, c *client) {
 
 // announceJoinLocked announces m's join to every local member and, when m
 // is connected here (c != nil), subscribes c from its own join event on and
-// sends it the users snapshot and the history right after it.
+// sends it the users snapshot and the history right after it; or, during a
+// storm of joins into a large room, makes c owed them (see owedSnap).
 func (h *Hub) announceJoinLocked(m *member, c *client) {
 	h.enc = appendNameEvent(h.enc[:0], typeJoin, m.name)
 	o := &h.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	storm := o.stormLocked()
 	off, seq := o.end, o.seq
 	o.broadcastLocked(h.enc, true)
+	if c != nil && h.usersJSON == nil {
+		h.usersJSON = appendUsers(nil, h.usersLocked())
+	}
+	o.setSnapLocked(usersBody(h.usersJSON))
 	if c == nil {
 		return
 	}
 	c.member = m
 	o.subscribeLocked(c, off, seq)
-	if h.usersJSON == nil {
-		h.usersJSON = appendUsers(nil, h.usersLocked())
-	}
-	// The snapshot is sent straight from the cached payload, which later
-	// joins only extend: its first bytes never change.
-	n := len(h.usersJSON)
-	body := n - len(usersEnd)
-	o.sendLocked(c, appendFrameHeader(nil, opText, n), h.usersJSON[:body:body], usersEnd)
-	if h.opts.HistorySize > 0 {
-		if h.historyMsg == nil {
-			msgs := make([][]byte, len(h.history))
-			for i := range h.history {
-				msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
-			}
-			h.historyMsg = textFrame(appendHistory(nil, msgs))
+	hist := h.historyFrameLocked()
+	if storm && len(h.usersJSON) >= deferSnapshot {
+		// Owed: it goes out with the presence, as it is then.
+		o.oweSnapLocked(c, hist)
+	} else {
+		// Sent straight from the cached payload, which later joins only
+		// extend: its first bytes never change.
+		o.sendLocked(c, appendFrameHeader(nil, opText, len(h.usersJSON)), o.snap, usersEnd)
+		if hist != nil {
+			o.sendLocked(c, hist)
 		}
-		o.sendLocked(c, h.historyMsg)
 	}
 	close(c.joined)
+}
+
+// usersBody is the payload of the encoded users snapshot b without
+// usersEnd, capped so that appending to it cannot change b (nil if b is).
+func usersBody(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	n := len(b) - len(usersEnd)
+	return b[:n:n]
+}
+
+// historyFrameLocked returns the history frame for a joiner, nil if the
+// history is off.
+func (h *Hub) historyFrameLocked() []byte {
+	if h.opts.HistorySize <= 0 {
+		return nil
+	}
+	if h.historyMsg == nil {
+		msgs := make([][]byte, len(h.history))
+		for i := range h.history {
+			msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
+		}
+		h.historyMsg = textFrame(appendHistory(nil, msgs))
+	}
+	return h.historyMsg
+}
+
+// dropUsersJSONLocked forgets the encoded users snapshot before a change of
+// the members other than a join at the end.
+func (h *Hub) dropUsersJSONLocked() {
+	h.usersJSON = nil
+	h.out.mu.Lock()
+	h.out.setSnapLocked(nil)
+	h.out.mu.Unlock()
 }
 
 // applyLeaveLocked removes the member with key, if any, and announces it.
@@ -490,7 +525,7 @@ func (h *Hub) applyLeaveLocked(key string) {
 		h.last = m.prev
 	}
 	delete(h.members, key)
-	h.usersJSON = nil
+	h.dropUsersJSONLocked()
 	if m.c != nil {
 		h.dropLiveLocked(m.c)
 	}
@@ -590,7 +625,7 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		}
 		h.last = m
 	}
-	h.usersJSON = nil
+	h.dropUsersJSONLocked()
 	for _, m := range added {
 		h.announceJoinLocked(m, m.c)
 	}

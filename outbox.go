@@ -34,6 +34,17 @@ import (
 // the new members' handshakes need the CPU; a message, or a frame for the
 // connection alone, ends the wait.
 //
+// A member who joins during such a storm, into a room whose users snapshot
+// is large, is owed its snapshot (owedSnap) instead of being sent it with
+// its join event: it waits with the presence, and when it goes out it is
+// the snapshot of that moment, covering every join since, whose events the
+// connection is then not sent. A room of thousands forming thus costs each
+// joiner one snapshot of the whole room after the storm, rather than a
+// snapshot of the room at its join during the storm and the events of all
+// later joins after it. The snapshot is pinned to the log (owedSnap.fixed)
+// before anything that it must not cover is appended: a message, a leave,
+// a change of order.
+//
 // A writer does not wait on a slow connection: on Linux it writes with a
 // writev that does not block and arms no timer (writeNow), elsewhere with a
 // deadline tryWrite away, and what the socket does not take is handed to a
@@ -57,6 +68,10 @@ const (
 	holdPerMember = 200 * time.Microsecond
 	maxHold       = 2 * time.Second
 	maxQuiet      = 50 * time.Millisecond
+
+	// deferSnapshot is the size from which a joiner's users snapshot may
+	// be owed rather than sent at once (a few hundred names).
+	deferSnapshot = 4 << 10
 
 	// msgWeight is what a message adds to a connection's lag, in units of
 	// a join or leave: presence frames are small and, once a storm of them
@@ -91,6 +106,19 @@ type privFrame struct {
 	b  []byte
 }
 
+// An owedSnap is the users snapshot (and the history after it) that a
+// member joining during a storm is owed. The log from from to the point
+// where the snapshot is valid holds only joins; the snapshot covers them
+// and they are not written to the connection. Until fixed, the snapshot is
+// valid at the log's end, as outbox.snap is.
+type owedSnap struct {
+	from  uint64 // log offset after the member's own join event
+	fixed bool   // pinned to at, with body
+	at    uint64 // fixed: the log offset at which body is valid
+	body  []byte // fixed: the snapshot's payload without usersEnd
+	hist  []byte // the history frame, or nil
+}
+
 // outbox is a hub's log, ready queue and writers. mu guards it and the
 // write-side fields of every client of the hub.
 type outbox struct {
@@ -102,6 +130,8 @@ type outbox struct {
 	urgent     uint64    // log offset after the last message: not to wait
 	seq        uint64    // lag units appended so far: msgWeight per message, 1 per join or leave
 	presenceAt time.Time // when the last join or leave was appended
+	snap       []byte    // the users snapshot's payload without usersEnd, valid at end; nil if unknown
+	owing      []*client // members that may owe a snapshot not yet fixed
 	idle       []*client
 	ready      fifo // write now
 	later      fifo // write after the gap, in order of their last write
@@ -125,6 +155,9 @@ func (o *outbox) init(h *Hub) {
 // wakes every idle subscriber: at once for a message, after the gap for
 // presence (a join or leave).
 func (o *outbox) broadcastLocked(payload []byte, presence bool) {
+	if !presence {
+		o.fixOwedLocked() // a snapshot must not cover a message
+	}
 	n := frameHeaderLen(len(payload)) + len(payload)
 	var ch *chunk
 	if k := len(o.chunks); k > 0 && cap(o.chunks[k-1].buf)-len(o.chunks[k-1].buf) >= n {
@@ -197,6 +230,7 @@ func (o *outbox) unsubscribeLocked(c *client) {
 		o.subs--
 	}
 	c.sub = false
+	c.snap = nil
 	o.unidleLocked(c)
 }
 
@@ -213,6 +247,64 @@ func (o *outbox) sendLocked(c *client, parts ...[]byte) {
 		c.priv = append(c.priv, privFrame{at: o.end, b: p})
 	}
 	o.scheduleLocked(c)
+}
+
+// setSnapLocked records body, the users snapshot's payload without
+// usersEnd, as the snapshot at the log's end (nil: not known, after a
+// change that is not a join, about to be appended). Bytes of body never
+// change. A change of the members that body does not describe fixes every
+// owed snapshot first.
+func (o *outbox) setSnapLocked(body []byte) {
+	if body == nil {
+		o.fixOwedLocked()
+	}
+	o.snap = body
+}
+
+// stormLocked reports whether a join or leave was appended within the
+// quiet time (see dueLocked): a storm of them may be on.
+func (o *outbox) stormLocked() bool {
+	return time.Since(o.presenceAt) < min(maxQuiet, o.gap())
+}
+
+// oweSnapLocked makes c, just subscribed after its own join event, owed
+// the users snapshot and then hist (nil: no history) instead of being sent
+// them now. o.snap must be known.
+func (o *outbox) oweSnapLocked(c *client, hist []byte) {
+	if c.closing || !c.sub || o.snap == nil {
+		return
+	}
+	c.snap = &owedSnap{from: o.end, hist: hist}
+	c.lastWrite = time.Now() // the hold is counted from the join
+	o.owing = append(o.owing, c)
+}
+
+// fixLocked pins s, an owed snapshot, to the log's end.
+func (o *outbox) fixLocked(s *owedSnap) {
+	s.fixed, s.at, s.body = true, o.end, o.snap
+}
+
+// fixOwedLocked pins every owed snapshot not yet pinned to the log's end.
+func (o *outbox) fixOwedLocked() {
+	for _, c := range o.owing {
+		if s := c.snap; s != nil && !s.fixed {
+			o.fixLocked(s)
+		}
+	}
+	clear(o.owing)
+	o.owing = o.owing[:0]
+	if cap(o.owing) > 1024 {
+		o.owing = nil // a storm's worth
+	}
+}
+
+// appendTo appends the snapshot's frame and the history frame to out.
+func (s *owedSnap) appendTo(out net.Buffers) net.Buffers {
+	out = append(out, appendFrameHeader(nil, opText, len(s.body)+len(usersEnd)), s.body, usersEnd)
+	if s.hist != nil {
+		out = append(out, s.hist)
+	}
+	return out
 }
 
 // greetLocked queues resp, the connection's 101 response, as its first
@@ -250,6 +342,7 @@ func (o *outbox) closeFrameLocked(c *client, frame []byte) {
 	}
 	c.closing = true
 	c.closeAt = o.end
+	c.snap = nil // the log is written up to the close instead
 	if frame != nil {
 		c.priv = append(c.priv, privFrame{at: o.end, b: frame})
 	}
@@ -295,7 +388,7 @@ func (o *outbox) behindLocked(c *client) uint64 {
 
 // pendingLocked reports whether c has anything to write.
 func (o *outbox) pendingLocked(c *client) bool {
-	return len(c.priv) > 0 || (c.sub && c.off < o.limitLocked(c))
+	return len(c.priv) > 0 || c.snap != nil || (c.sub && c.off < o.limitLocked(c))
 }
 
 // limitLocked is the log offset c may be written up to.
@@ -425,6 +518,17 @@ func (o *outbox) dueLocked(c *client) time.Time {
 	return due
 }
 
+// snapDueLocked reports whether c's owed snapshot, not yet fixed, is to be
+// written now: when its presence would be (see dueLocked and nextLocked),
+// or with a frame queued for it alone after its join (which must not wait
+// and must not come before the snapshot).
+func (o *outbox) snapDueLocked(c *client) bool {
+	if n := len(c.priv); n > 0 && c.priv[n-1].at >= c.snap.from {
+		return true
+	}
+	return !time.Now().Before(o.dueLocked(c)) || o.behindLocked(c) > o.lagLimit()/2
+}
+
 // nextLocked returns the next connection to write, waiting (without the
 // lock) for the head of later if nothing is ready; nil if both are empty.
 func (o *outbox) nextLocked() *client {
@@ -521,7 +625,21 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	c.state = wWriting
 	b.out = b.out[:0]
 	pos, limit := c.off, o.limitLocked(c)
+	s := c.snap
+	if s != nil && !s.fixed && o.snapDueLocked(c) {
+		o.fixLocked(s)
+	}
 	for _, p := range c.priv {
+		if s != nil && p.at >= s.from {
+			// A frame after the join: the snapshot (due, so fixed)
+			// goes first. The log it covers is skipped, and frames
+			// queued there follow it.
+			if pos < s.from {
+				b.out = o.appendLog(b.out, pos, s.from)
+			}
+			b.out = s.appendTo(b.out)
+			pos, s, c.snap = s.at, nil, nil
+		}
 		if c.sub && p.at > pos {
 			b.out = o.appendLog(b.out, pos, p.at)
 			pos = p.at
@@ -530,11 +648,24 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	}
 	clear(c.priv)
 	c.priv = c.priv[:0]
-	if c.sub && pos < limit {
+	seq := o.seq
+	if s != nil {
+		if pos < s.from {
+			b.out = o.appendLog(b.out, pos, s.from)
+			pos = s.from
+		}
+		if s.fixed {
+			b.out = s.appendTo(b.out)
+			pos, s, c.snap = s.at, nil, nil
+		} else {
+			seq = c.wseq // the joins after s.from are still to be covered
+		}
+	}
+	if s == nil && c.sub && pos < limit {
 		b.out = o.appendLog(b.out, pos, limit)
 		pos = limit
 	}
-	b.end, b.seq = max(c.off, pos), o.seq
+	b.end, b.seq = max(c.off, pos), seq
 	b.final = c.closing
 	b.deadline = c.evictBy
 	return true

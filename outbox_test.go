@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // recConn is a net.Conn that records what is written to it.
@@ -36,14 +38,20 @@ func (c *recConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *recConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *recConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 
-// events decodes the text frames written so far into "type:name" or
-// "message:body" strings.
-func (c *recConn) events(t *testing.T) []string {
+// A wireFrame is a decoded text frame.
+type wireFrame struct {
+	Type, Username, Body string
+	Users                []string
+	Messages             []struct{ Body string }
+}
+
+// frames decodes the text frames written so far.
+func (c *recConn) frames(t *testing.T) []wireFrame {
 	t.Helper()
 	c.mu.Lock()
 	b := append([]byte(nil), c.buf...)
 	c.mu.Unlock()
-	var out []string
+	var out []wireFrame
 	for len(b) > 0 {
 		if len(b) < 2 || b[0] != 0x80|opText {
 			t.Fatalf("not a final text frame: % x", b[:min(len(b), 8)])
@@ -55,24 +63,36 @@ func (c *recConn) events(t *testing.T) []string {
 		case 127:
 			n, h = int(binary.BigEndian.Uint64(b[2:])), 10
 		}
-		var f struct {
-			Type, Username, Body string
-			Users                []string
-		}
+		var f wireFrame
 		if err := json.Unmarshal(b[h:h+n], &f); err != nil {
 			t.Fatalf("frame %q: %v", b[h:h+n], err)
 		}
-		switch f.Type {
-		case typeMessage:
-			out = append(out, "message:"+f.Body)
-		case typeUsers:
-			out = append(out, fmt.Sprintf("users:%d", len(f.Users)))
-		default:
-			out = append(out, f.Type+":"+f.Username)
-		}
+		out = append(out, f)
 		b = b[h+n:]
 	}
 	return out
+}
+
+// events decodes the text frames written so far into "type:name",
+// "message:body" or "users:count" strings.
+func (c *recConn) events(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, f := range c.frames(t) {
+		out = append(out, f.event())
+	}
+	return out
+}
+
+func (f wireFrame) event() string {
+	switch f.Type {
+	case typeMessage:
+		return "message:" + f.Body
+	case typeUsers:
+		return fmt.Sprintf("users:%d", len(f.Users))
+	default:
+		return f.Type + ":" + f.Username
+	}
 }
 
 // waitWritten waits until the outbox has written everything to clients.
@@ -154,6 +174,141 @@ func TestOutboxStreams(t *testing.T) {
 	h.out.mu.Unlock()
 	if chunks > 1 {
 		t.Errorf("log keeps %d chunks after everything was written, want at most 1", chunks)
+	}
+}
+
+// TestOutboxOwedSnapshot: members joining a large room in a storm, while
+// members of another process join and leave and messages are posted, may
+// be owed their users snapshot. Each receives its own join event first;
+// then one snapshot, which is the room as it was at some point after that
+// join with only joins in between (the snapshot covers them, and their
+// events are not sent), and the history as of its join; then every event
+// after that point, exactly once and in the room's order. A private
+// message queued for it while it waits follows its snapshot.
+func TestOutboxOwedSnapshot(t *testing.T) {
+	h := NewHub(Options{HistorySize: 2, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	defer h.Close()
+	const n = 400
+	pad := strings.Repeat("x", 24) // 4 KiB of snapshot after ~130 names
+	var (
+		room    []string // the room's broadcast order
+		bodies  []string // public messages so far
+		remotes []string // members of another process, oldest first
+		joinAt  = make([]int, n)
+		histAt  = make([][]string, n)
+		conns   = make([]*recConn, n)
+		clients = make([]*client, n)
+	)
+	for i := range n {
+		conns[i] = &recConn{}
+		clients[i] = newClient(h, nil, nil)
+		clients[i].nc = conns[i]
+		name := fmt.Sprintf("%s-%03d", pad, i)
+		h.mu.Lock()
+		h.applyJoinLocked(name, nameKey(name), clients[i])
+		joinAt[i] = len(room)
+		room = append(room, "join:"+name)
+		histAt[i] = slices.Clone(bodies[max(0, len(bodies)-2):])
+		switch {
+		case i%25 == 12: // private, to the member who joined just before
+			to, body := fmt.Sprintf("%s-%03d", pad, i-1), "psst "+name
+			h.applyMessageLocked(&Message{ID: "0", Username: name, To: to, Body: body, Time: time.Now()})
+			room = append(room, "pm:"+name+":"+to+":"+body)
+		case i%25 == 24:
+			body := "after " + name
+			h.seq++
+			h.applyMessageLocked(&Message{ID: strconv.FormatUint(h.seq, 10), Username: name, Body: body, Time: time.Now()})
+			room = append(room, "message:"+body)
+			bodies = append(bodies, body)
+		case i%10 == 3:
+			r := fmt.Sprintf("%s-r%03d", pad, i)
+			h.applyJoinLocked(r, nameKey(r), nil)
+			room = append(room, "join:"+r)
+			remotes = append(remotes, r)
+		case i%10 == 7 && len(remotes) > 0:
+			r := remotes[0]
+			remotes = remotes[1:]
+			h.applyLeaveLocked(nameKey(r))
+			room = append(room, "leave:"+r)
+		}
+		h.mu.Unlock()
+	}
+	waitWritten(t, h, clients)
+
+	owed := 0
+	for i, c := range conns {
+		// What the room sends client i: broadcasts, and the private
+		// messages from or to it.
+		self := fmt.Sprintf("%s-%03d", pad, i)
+		var view []string
+		own := -1
+		for j, e := range room {
+			if j == joinAt[i] {
+				own = len(view)
+			}
+			if rest, ok := strings.CutPrefix(e, "pm:"); ok {
+				parts := strings.SplitN(rest, ":", 3)
+				if parts[0] == self || parts[1] == self {
+					view = append(view, "message:"+parts[2])
+				}
+				continue
+			}
+			view = append(view, e)
+		}
+		fs := c.frames(t)
+		if len(fs) < 3 || fs[0].event() != view[own] || fs[1].Type != typeUsers || fs[2].Type != "history" {
+			t.Fatalf("client %d: stream starts %v, want its join, users, history", i, fs[:min(3, len(fs))])
+		}
+		// Find the point of the room's order at which the snapshot is the
+		// member list, with only joins (and private messages, which then
+		// follow the snapshot) between the client's join and it.
+		var members []string
+		apply := func(e string) {
+			typ, name, _ := strings.Cut(e, ":")
+			switch typ {
+			case "join":
+				members = append(members, name)
+			case "leave":
+				members = slices.DeleteFunc(members, func(m string) bool { return m == name })
+			}
+		}
+		for _, e := range view[:own+1] {
+			apply(e)
+		}
+		k := own + 1
+		var moved []string
+		for !slices.Equal(members, fs[1].Users) {
+			switch {
+			case k < len(view) && strings.HasPrefix(view[k], "join:"):
+				apply(view[k])
+			case k < len(view) && strings.HasPrefix(view[k], "message:psst "):
+				moved = append(moved, view[k])
+			default:
+				t.Fatalf("client %d: snapshot of %d names is the room at no point after its join with only joins since", i, len(fs[1].Users))
+			}
+			k++
+		}
+		if k > own+1 {
+			owed++
+		}
+		var hist []string
+		for _, m := range fs[2].Messages {
+			hist = append(hist, m.Body)
+		}
+		if diff := cmp.Diff(histAt[i], hist, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("client %d: history (-want +got):\n%s", i, diff)
+		}
+		var got []string
+		for _, f := range fs[3:] {
+			got = append(got, f.event())
+		}
+		if diff := cmp.Diff(append(moved, view[k:]...), got, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("client %d: events after its snapshot (-want +got):\n%s", i, diff)
+		}
+	}
+	t.Logf("%d of %d snapshots covered later joins", owed, n)
+	if owed == 0 {
+		t.Error("no snapshot was owed and covered later joins")
 	}
 }
 

@@ -154,21 +154,32 @@ func (r *runState) onFrame(c *wsClient, p []byte) {
 	}
 }
 
-// onUsers handles a users snapshot naming n members: client c has joined.
+// onUsers handles a users snapshot naming n members: client c knows the
+// room from here on.
 func (r *runState) onUsers(c *wsClient, n int) {
 	c.known = n
-	if !c.joined {
-		c.joined = true
-		close(c.ready)
-	}
+	c.joined = true
+	r.admit(c)
 	r.checkFormed(c)
 }
 
-// onJoin counts a join event that client c has seen after its snapshot.
+// onJoin handles a join event: the first is client c's own, the server's
+// answer to its join; those after its snapshot add a member it knows.
 func (r *runState) onJoin(c *wsClient) {
 	if c.joined {
 		c.known++
 		r.checkFormed(c)
+		return
+	}
+	r.admit(c)
+}
+
+// admit marks client c as connected and joined: the server has announced
+// its join.
+func (r *runState) admit(c *wsClient) {
+	if !c.admitted {
+		c.admitted = true
+		close(c.ready)
 	}
 }
 

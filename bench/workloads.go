@@ -538,10 +538,11 @@ func runConnectIdle(cfg *config, name string) (cr connectResult, ir idleResult) 
 	}
 	r := newRunState(room)
 	if cfg.profileDir != "" && spec.join {
-		// Only room formation lasts long enough to profile.
+		// The connect storm and the room forming after it: about 2 s on
+		// the 2-core machine (a profile must end before the round does).
 		go func() {
 			file := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-connect-%d.pprof", name, n))
-			if err := p.profile(15*time.Second, file); err != nil {
+			if err := p.profile(2*time.Second, file); err != nil {
 				fmt.Fprintf(os.Stderr, "profile %s: %v\n", name, err)
 			}
 		}()

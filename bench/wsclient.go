@@ -41,15 +41,16 @@ type wsClient struct {
 	mask [4]byte
 
 	// Reader-goroutine state.
-	scratch []byte // assembles fragmented or large messages
-	discard int    // bytes of the last peeked payload still in br
-	joined  bool   // hubchat: the users snapshot has arrived
-	known   int    // hubchat: members this client knows about
-	counted int    // hubchat: names in the last streamed users snapshot
-	frames  int64  // text messages not yet added to r.frames
-	formed  bool   // hubchat: known reached the room size
+	scratch  []byte // assembles fragmented or large messages
+	discard  int    // bytes of the last peeked payload still in br
+	admitted bool   // hubchat: its own join event has arrived
+	joined   bool   // hubchat: the users snapshot has arrived
+	known    int    // hubchat: members this client knows about
+	counted  int    // hubchat: names in the last streamed users snapshot
+	frames   int64  // text messages not yet added to r.frames
+	formed   bool   // hubchat: known reached the room size
 
-	ready chan struct{} // closed once usable (hubchat: joined)
+	ready chan struct{} // closed once usable (hubchat: its join announced)
 	done  chan struct{} // closed when the reader ends
 }
 
@@ -70,21 +71,23 @@ const readBufferSize = 32 << 10
 const wsHandshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
 
 // dialWS connects client id to ws://addr/ws?username=u<id>. If join is
-// set (hubchat) it returns once the server has sent the client its member
-// snapshot, i.e. the client has joined the room.
+// set (hubchat) it returns once the server has announced the client's
+// join (its users snapshot may follow later: during a storm of joins a
+// hubchat server sends it when the storm is over).
 func dialWS(ctx context.Context, addr string, id int, r *runState, join bool) (client, error) {
 	c, err := handshake(ctx, addr, "/ws?username=u"+strconv.Itoa(id), id, r)
 	if err != nil {
 		return nil, err
 	}
 	if !join {
+		c.admitted = true
 		close(c.ready)
 	}
 	return c.start(ctx)
 }
 
 // start reads in the dialing goroutine until the client is ready (hubchat:
-// joined; centrifuge: subscribed), so that setting up a connection costs
+// its join announced; centrifuge: subscribed), so that setting up a connection costs
 // no goroutine switch, then hands the connection to its reader goroutine.
 // The handshake's deadline bounds the wait; cancelling ctx ends it at once.
 func (c *wsClient) start(ctx context.Context) (client, error) {
