@@ -42,8 +42,8 @@ import (
 // joiner one snapshot of the whole room after the storm, rather than a
 // snapshot of the room at its join during the storm and the events of all
 // later joins after it. The snapshot is pinned to the log (owedSnap.fixed)
-// before anything that it must not cover is appended: a message, a leave,
-// a change of order.
+// and written at once before anything that it must not cover is appended:
+// a message, a leave, a change of order.
 //
 // A writer does not wait on a slow connection: on Linux it writes with a
 // writev that does not block and arms no timer (writeNow), elsewhere with a
@@ -284,11 +284,14 @@ func (o *outbox) fixLocked(s *owedSnap) {
 	s.fixed, s.at, s.body = true, o.end, o.snap
 }
 
-// fixOwedLocked pins every owed snapshot not yet pinned to the log's end.
+// fixOwedLocked pins every owed snapshot not yet pinned to the log's end
+// and has it written now: a pinned snapshot holds on to the members'
+// encoding of its moment, which a leave is about to replace.
 func (o *outbox) fixOwedLocked() {
 	for _, c := range o.owing {
 		if s := c.snap; s != nil && !s.fixed {
 			o.fixLocked(s)
+			o.scheduleLocked(c)
 		}
 	}
 	clear(o.owing)

@@ -231,6 +231,15 @@ func TestOutboxOwedSnapshot(t *testing.T) {
 			h.applyLeaveLocked(nameKey(r))
 			room = append(room, "leave:"+r)
 		}
+		// A snapshot pinned before a message or leave is written at once,
+		// not held back with the presence.
+		h.out.mu.Lock()
+		for j, c := range clients[:i+1] {
+			if c.snap != nil && c.snap.fixed && (c.state == wIdle || c.state == wLater) {
+				t.Fatalf("client %d: pinned snapshot waits (state %d)", j, c.state)
+			}
+		}
+		h.out.mu.Unlock()
 		h.mu.Unlock()
 	}
 	waitWritten(t, h, clients)
