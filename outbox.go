@@ -69,9 +69,11 @@ const (
 	maxHold       = 2 * time.Second
 	maxQuiet      = 50 * time.Millisecond
 
-	// deferSnapshot is the size from which a joiner's users snapshot may
-	// be owed rather than sent at once (a few hundred names).
+	// A joiner's users snapshot may be owed rather than sent at once from
+	// deferSnapshot bytes (a few hundred names), in a storm of at least
+	// stormMin joins and leaves.
 	deferSnapshot = 4 << 10
+	stormMin      = 16
 
 	// msgWeight is what a message adds to a connection's lag, in units of
 	// a join or leave: presence frames are small and, once a storm of them
@@ -130,6 +132,7 @@ type outbox struct {
 	urgent     uint64    // log offset after the last message: not to wait
 	seq        uint64    // lag units appended so far: msgWeight per message, 1 per join or leave
 	presenceAt time.Time // when the last join or leave was appended
+	burst      int       // joins and leaves since the last quiet time (see stormLocked)
 	snap       []byte    // the users snapshot's payload without usersEnd, valid at end; nil if unknown
 	owing      []*client // members that may owe a snapshot not yet fixed
 	idle       []*client
@@ -175,6 +178,11 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	if presence {
 		o.seq++
 		now = time.Now()
+		if now.Sub(o.presenceAt) < o.quiet() {
+			o.burst++
+		} else {
+			o.burst = 1
+		}
 		o.presenceAt = now
 	} else {
 		o.seq += msgWeight
@@ -261,10 +269,11 @@ func (o *outbox) setSnapLocked(body []byte) {
 	o.snap = body
 }
 
-// stormLocked reports whether a join or leave was appended within the
-// quiet time (see dueLocked): a storm of them may be on.
+// stormLocked reports whether a storm of joins and leaves is on: the last
+// stormMin of them, at least, each came within the quiet time of the one
+// before, and so does now.
 func (o *outbox) stormLocked() bool {
-	return time.Since(o.presenceAt) < min(maxQuiet, o.gap())
+	return o.burst >= stormMin && time.Since(o.presenceAt) < o.quiet()
 }
 
 // oweSnapLocked makes c, just subscribed after its own join event, owed
@@ -431,7 +440,7 @@ func (o *outbox) unidleLocked(c *client) {
 // fileLocked returns c, just written, to the ready queue or the idle list.
 func (o *outbox) fileLocked(c *client) {
 	switch {
-	case len(c.priv) > 0:
+	case len(c.priv) > 0 || (c.snap != nil && c.snap.fixed):
 		c.state = wReady
 		o.ready.push(c)
 	case o.pendingLocked(c):
@@ -501,18 +510,28 @@ func (o *outbox) gap() time.Duration {
 	return min(maxGap, time.Duration(o.subs)*gapPerMember)
 }
 
+// quiet is how long after the last join or leave a storm of them is over:
+// the gap, at most maxQuiet.
+func (o *outbox) quiet() time.Duration {
+	return min(maxQuiet, o.gap())
+}
+
 // dueLocked is when c, waiting in later with presence only, is to be
 // written: once the gap has passed since its last write and the room has
 // had no join or leave for the quiet time (the gap, at most maxQuiet), so
 // that while a storm of them lasts (a room of thousands forming, or every
 // client reconnecting after a restart) they are held and then written in
 // one go; but no later than the hold after its last write. All three grow
-// with the room, whose storms take longer.
+// with the room, whose storms take longer. An owed snapshot waits for the
+// quiet time (or the hold) only.
 func (o *outbox) dueLocked(c *client) time.Time {
-	gap := o.gap()
-	due := c.lastWrite.Add(gap)
-	if t := o.presenceAt.Add(min(maxQuiet, gap)); t.After(due) {
-		due = t
+	due := o.presenceAt.Add(o.quiet())
+	if c.snap == nil {
+		// (An owed snapshot waits only for the storm: the connection's
+		// last write was its join.)
+		if t := c.lastWrite.Add(o.gap()); t.After(due) {
+			due = t
+		}
 	}
 	hold := min(maxHold, time.Duration(o.subs)*holdPerMember)
 	if t := c.lastWrite.Add(hold); t.Before(due) {
