@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,9 +71,9 @@ func NewServer(h *Hub) *Server {
 		// which costs the runtime a pass over all of its timers (one per
 		// connection): 7% of the server's CPU while a room of 10,000 forms.
 		//
-		// Frames are read in pieces anyway; a small read buffer keeps idle
-		// connections small (the default keeps net/http's 4 KiB one).
-		ReadBufferSize: 1024,
+		// gorilla takes the read buffer the hijacker hands it, of
+		// readBufferSize bytes (see hijacker.Hijack).
+		ReadBufferSize: 0,
 		// The hub writes pre-built frames straight to the connection, so
 		// gorilla's write buffer is never needed: a pool that is never
 		// drawn from keeps idle connections from holding one.
@@ -120,6 +121,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hc := hj.conn
 	c := newClient(h, ws, hc.Conn)
+	c.br = hj.br
 	if !h.addConn(c) {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.nc.Write(append(hc.resp, closeFrame(closeGoingAway, errTextClosed)...))
@@ -145,6 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type hijacker struct {
 	http.ResponseWriter
 	conn *hijackedConn
+	br   *bufio.Reader // the read buffer handed to gorilla, if ours
 }
 
 func (hj *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -153,8 +156,20 @@ func (hj *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	hj.conn = &hijackedConn{Conn: nc}
+	if brw.Reader.Buffered() == 0 {
+		// gorilla reads through a small buffer of ours (the upgrader's
+		// ReadBufferSize is 0, so it takes the hijacked one), which the
+		// reader must see empty before it parks the connection. (With
+		// bytes buffered already, gorilla refuses the upgrade.)
+		hj.br = bufio.NewReaderSize(hj.conn, readBufferSize)
+		brw = bufio.NewReadWriter(hj.br, brw.Writer)
+	}
 	return hj.conn, brw, nil
 }
+
+// readBufferSize is each connection's read buffer: frames are read in
+// pieces anyway, and a small buffer keeps idle connections small.
+const readBufferSize = 1024
 
 // A hijackedConn is a connection as gorilla sees it: gorilla reads from it
 // directly, but whatever it writes goes through the hub's outbox, the one
@@ -247,6 +262,18 @@ type client struct {
 	rc     syscall.RawConn // nc's, for writes that do not block; nil if none
 	joined chan struct{}   // closed when the join has been applied
 
+	// The read side. br is gorilla's read buffer. A member's reader may
+	// park the connection with the hub's poller and end; a new reader
+	// goroutine resumes where it stopped (see poller).
+	br     *bufio.Reader
+	name   string  // the member's name, once joined
+	lim    *bucket // the rate limit, if any
+	rstate atomic.Int32
+	noPark atomic.Bool  // the connection is ending: its reader must not park
+	readBy atomic.Int64 // the read deadline, Unix ns, for the poller
+	pl     *poller      // the poller c is registered with, if any
+	pid    uint64       // c's id with pl (guarded by pl.mu)
+
 	// Owned by h.mu.
 	member *member
 
@@ -302,18 +329,19 @@ func (c *client) closeWith(code int, reason string) {
 	o.mu.Unlock()
 }
 
+// Reader states (client.rstate).
+const (
+	rRunning int32 = iota // a goroutine reads
+	rParked               // registered with the poller; no goroutine
+	rPolling              // parked, and the poller is reading control frames
+)
+
 // serve is the connection's reader: it joins (as name, or with the name
 // its first frame asks for if nameInFrame), then reads, validates and
-// publishes frames until the connection ends, then leaves and cleans up.
+// publishes frames until the connection ends (see readFrames), then leaves
+// and cleans up (end).
 func (c *client) serve(name string, nameInFrame bool) {
 	h := c.h
-	defer h.removeConn(c)
-	defer func() {
-		c.closeWith(closeNoFrame, "")
-		<-c.done
-		c.nc.Close()
-	}()
-
 	c.ws.SetReadLimit(h.opts.ReadLimit)
 	c.ws.SetPingHandler(func(data string) error {
 		c.extendRead()
@@ -336,6 +364,7 @@ func (c *client) serve(name string, nameInFrame bool) {
 		_ = c.nc.SetReadDeadline(time.Now().Add(h.opts.JoinTimeout))
 		n, ok := c.readJoin()
 		if !ok {
+			c.end()
 			return
 		}
 		name = n
@@ -348,18 +377,69 @@ func (c *client) serve(name string, nameInFrame bool) {
 	if err != nil {
 		h.log.Debug("chat: join refused", "user", name, "err", err)
 		c.refuse(err)
+		c.end()
 		return
 	}
-	defer func() {
-		h.leave(c)
-		if h.opts.OnLeave != nil {
-			h.opts.OnLeave(valid)
-		}
-	}()
+	c.name = valid
 	if h.opts.OnJoin != nil {
 		h.opts.OnJoin(valid)
 	}
-	c.readLoop(valid)
+	if h.opts.RateLimit > 0 {
+		c.lim = newBucket(h.opts.RateLimit, h.opts.RateBurst, time.Now())
+	}
+	if c.readFrames(true) {
+		c.end()
+	}
+}
+
+// resume goes on reading a parked or woken connection.
+func (c *client) resume() {
+	if c.readFrames(false) {
+		c.end()
+	}
+}
+
+// wake makes sure a goroutine reads the connection, which is ending (it
+// has been closed, or its close frame is out and the client's reply or the
+// read deadline is awaited): the reader neither parks nor stays parked.
+func (c *client) wake() {
+	c.noPark.Store(true)
+	if c.rstate.CompareAndSwap(rParked, rRunning) {
+		go c.resume()
+	}
+}
+
+// end cleans up after the reader: the member leaves, the writer finishes,
+// and the connection is closed and forgotten.
+func (c *client) end() {
+	h := c.h
+	if c.name != "" {
+		h.leave(c)
+		if h.opts.OnLeave != nil {
+			h.opts.OnLeave(c.name)
+		}
+	}
+	c.closeWith(closeNoFrame, "")
+	<-c.done
+	c.nc.Close()
+	if c.pl != nil {
+		c.pl.forget(c)
+	}
+	h.removeConn(c)
+}
+
+// park hands the connection, with nothing left in its read buffer, to the
+// hub's poller and reports whether it did: the reader must then return.
+func (c *client) park() bool {
+	if c.rc == nil || c.br == nil || c.br.Buffered() > 0 || c.noPark.Load() {
+		return false
+	}
+	if c.pl == nil {
+		if c.pl = c.h.poller(); c.pl == nil {
+			return false
+		}
+	}
+	return c.pl.park(c)
 }
 
 // readJoin reads the first frame, which must be a join, and returns the
@@ -401,29 +481,33 @@ func (c *client) sendError(text string) {
 }
 
 func (c *client) extendRead() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.h.opts.ReadTimeout))
+	t := time.Now().Add(c.h.opts.ReadTimeout)
+	c.readBy.Store(t.UnixNano())
+	_ = c.nc.SetReadDeadline(t)
 }
 
-// readLoop handles a member's frames until the connection ends.
-func (c *client) readLoop(name string) {
+// readFrames handles a member's frames until the connection ends, and then
+// reports true; or until it parks the connection (only when mayPark, or
+// after the first frame), and then reports false.
+func (c *client) readFrames(mayPark bool) bool {
 	h := c.h
-	var lim *bucket
-	if h.opts.RateLimit > 0 {
-		lim = newBucket(h.opts.RateLimit, h.opts.RateBurst, time.Now())
-	}
 	for {
+		if mayPark && c.park() {
+			return false
+		}
+		mayPark = true
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.drain()
 			}
 			if !isExpectedReadError(err) {
-				h.log.Debug("chat: read failed", "user", name, "err", err)
+				h.log.Debug("chat: read failed", "user", c.name, "err", err)
 			}
-			return
+			return true
 		}
 		c.extendRead()
-		if lim != nil && !lim.allow(time.Now()) {
+		if c.lim != nil && !c.lim.allow(time.Now()) {
 			c.sendError(rateText(h.opts.RateLimit))
 			continue
 		}
@@ -431,7 +515,7 @@ func (c *client) readLoop(name string) {
 			c.sendError(errTextBinary)
 			continue
 		}
-		if err := c.handle(name, data); err != nil {
+		if err := c.handle(c.name, data); err != nil {
 			c.sendError(publicText(err))
 		}
 	}

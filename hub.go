@@ -41,9 +41,26 @@ type Hub struct {
 	seq         uint64               // last message id, without a broker
 	history     []historyEntry       // ring of public messages
 	histStart   int
-	usersJSON   []byte // cached users payload; nil when stale
-	historyMsg  []byte // cached history frame; nil when stale
-	enc         []byte // scratch for encoding join and leave events
+	usersJSON   []byte  // cached users payload; nil when stale
+	historyMsg  []byte  // cached history frame; nil when stale
+	enc         []byte  // scratch for encoding join and leave events
+	pl          *poller // idle connections' poller, started on first use
+	plTried     bool    // a poller was started, or could not be
+}
+
+// poller returns the hub's poller, starting it on first use; nil if the
+// system has none or the hub is shutting down.
+func (h *Hub) poller() *poller {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.plTried && !h.closed {
+		h.plTried = true
+		h.pl = newPoller(h)
+	}
+	if h.closed {
+		return nil
+	}
+	return h.pl
 }
 
 // A member is one user of the room, on this hub or another.
@@ -163,9 +180,18 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.mu.Lock()
 		for c := range h.conns {
 			c.nc.Close()
+			c.wake()
 		}
 		h.mu.Unlock()
 		<-done
+	}
+	// Every reader has ended: nothing is parked any more.
+	h.mu.Lock()
+	pl := h.pl
+	h.pl = nil
+	h.mu.Unlock()
+	if pl != nil {
+		pl.close()
 	}
 	if h.link != nil {
 		if cerr := h.link.Close(); cerr != nil && err == nil {

@@ -473,6 +473,7 @@ func (o *outbox) failLocked(c *client) {
 	c.closing = true
 	o.finishLocked(c)
 	c.nc.Close() // the reader notices and cleans up
+	c.wake()
 }
 
 func (o *outbox) startLocked() {
@@ -826,6 +827,7 @@ func (o *outbox) doneLocked(c *client, b *batch, err error) {
 	if b.final {
 		// The close frame is out; give the client a moment to answer.
 		_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
+		c.wake()
 		o.finishLocked(c)
 		return
 	}
