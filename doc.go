@@ -133,9 +133,15 @@
 // forming, or every client reconnecting after a restart) they are held
 // until it has been quiet for 50 ms, at most 200 µs per member (2 s), so
 // that the new members' handshakes get the CPU first. A message ends the
-// wait, and the order is always the room's. Each connection has a reader goroutine, so an idle
-// connection costs one goroutine. Hooks run outside the lock, on the
-// connection's goroutine.
+// wait, and the order is always the room's.
+//
+// A connection's frames are read by a goroutine of its own. On Linux, a
+// member's reader that has read everything the client sent parks the
+// connection with the hub's poller (an epoll instance) and ends, so an
+// idle member costs no goroutine and no stack; when the client sends
+// something a new reader starts, and the poller itself answers a parked
+// client's pings and pongs. Hooks run outside the lock, on the
+// connection's reader.
 //
 // # Shutdown
 //

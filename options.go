@@ -70,7 +70,9 @@ type Options struct {
 	// ReadTimeout is how long a connection may stay silent (no frame, no pong)
 	// before it is considered dead: it is closed, its name freed and its
 	// leave announced. It must exceed PingInterval. Zero means twice the
-	// PingInterval (60 s by default), or 60 s when pings are off.
+	// PingInterval (60 s by default), or 60 s when pings are off. An idle
+	// connection parked without a goroutine (see the package doc) is
+	// checked against it every second, or every quarter of it if shorter.
 	ReadTimeout time.Duration
 
 	// WriteTimeout bounds every write to a connection, the 101 response
