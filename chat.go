@@ -387,14 +387,16 @@ func (c *client) serve(name string, nameInFrame bool) {
 	if h.opts.RateLimit > 0 {
 		c.lim = newBucket(h.opts.RateLimit, h.opts.RateBurst, time.Now())
 	}
-	if c.readFrames(true) {
-		c.end()
-	}
+	c.read(true)
 }
 
 // resume goes on reading a parked or woken connection.
-func (c *client) resume() {
-	if c.readFrames(false) {
+func (c *client) resume() { c.read(false) }
+
+// read reads the member's frames (see readFrames) and cleans up once the
+// connection has ended.
+func (c *client) read(mayPark bool) {
+	if c.readFrames(mayPark) {
 		c.end()
 	}
 }
@@ -407,6 +409,13 @@ func (c *client) wake() {
 	if c.rstate.CompareAndSwap(rParked, rRunning) {
 		go c.resume()
 	}
+}
+
+// closeConn closes the connection from outside its reader, which notices
+// (woken, if parked) and cleans up.
+func (c *client) closeConn() {
+	c.nc.Close()
+	c.wake()
 }
 
 // end cleans up after the reader: the member leaves, the writer finishes,
@@ -515,15 +524,15 @@ func (c *client) readFrames(mayPark bool) bool {
 			c.sendError(errTextBinary)
 			continue
 		}
-		if err := c.handle(c.name, data); err != nil {
+		if err := c.handle(data); err != nil {
 			c.sendError(publicText(err))
 		}
 	}
 }
 
-// handle validates one frame from a member and publishes its message.
-func (c *client) handle(name string, data []byte) error {
-	h := c.h
+// handle validates one frame from the member and publishes its message.
+func (c *client) handle(data []byte) error {
+	h, name := c.h, c.name
 	f, err := decodeClientFrame(data)
 	if err != nil {
 		return err

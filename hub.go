@@ -53,12 +53,12 @@ type Hub struct {
 func (h *Hub) poller() *poller {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.plTried && !h.closed {
-		h.plTried = true
-		h.pl = newPoller(h)
-	}
 	if h.closed {
 		return nil
+	}
+	if !h.plTried {
+		h.plTried = true
+		h.pl = newPoller(h)
 	}
 	return h.pl
 }
@@ -179,8 +179,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		h.mu.Lock()
 		for c := range h.conns {
-			c.nc.Close()
-			c.wake()
+			c.closeConn()
 		}
 		h.mu.Unlock()
 		<-done

@@ -310,15 +310,6 @@ func (o *outbox) fixOwedLocked() {
 	}
 }
 
-// appendTo appends the snapshot's frame and the history frame to out.
-func (s *owedSnap) appendTo(out net.Buffers) net.Buffers {
-	out = append(out, appendFrameHeader(nil, opText, len(s.body)+len(usersEnd)), s.body, usersEnd)
-	if s.hist != nil {
-		out = append(out, s.hist)
-	}
-	return out
-}
-
 // greetLocked queues resp, the connection's 101 response, as its first
 // bytes. If hold is set it is not written until something else is queued
 // for c (its join: its own join event and the users snapshot; or an error
@@ -472,8 +463,7 @@ func (o *outbox) finishLocked(c *client) {
 func (o *outbox) failLocked(c *client) {
 	c.closing = true
 	o.finishLocked(c)
-	c.nc.Close() // the reader notices and cleans up
-	c.wake()
+	c.closeConn()
 }
 
 func (o *outbox) startLocked() {
@@ -541,15 +531,26 @@ func (o *outbox) dueLocked(c *client) time.Time {
 	return due
 }
 
+// holdLocked is how much longer c, with presence (or an owed snapshot)
+// only, is to wait; at most 0 if it is to be written now. A message is
+// never held back, and presence only as long as the backlog stays well
+// within SendQueue.
+func (o *outbox) holdLocked(c *client) time.Duration {
+	if c.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
+		return 0
+	}
+	return time.Until(o.dueLocked(c))
+}
+
 // snapDueLocked reports whether c's owed snapshot, not yet fixed, is to be
-// written now: when its presence would be (see dueLocked and nextLocked),
-// or with a frame queued for it alone after its join (which must not wait
-// and must not come before the snapshot).
+// written now: when its presence would be (holdLocked), or with a frame
+// queued for it alone after its join (which must not wait and must not
+// come before the snapshot).
 func (o *outbox) snapDueLocked(c *client) bool {
 	if n := len(c.priv); n > 0 && c.priv[n-1].at >= c.snap.from {
 		return true
 	}
-	return !time.Now().Before(o.dueLocked(c)) || o.behindLocked(c) > o.lagLimit()/2
+	return o.holdLocked(c) <= 0
 }
 
 // nextLocked returns the next connection to write, waiting (without the
@@ -570,10 +571,8 @@ func (o *outbox) nextLocked() *client {
 			o.later.pop()
 			continue
 		}
-		wait := time.Until(o.dueLocked(c))
-		// A message is never held back, and presence only as long as the
-		// backlog stays well within SendQueue.
-		if wait <= 0 || c.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
+		wait := o.holdLocked(c)
+		if wait <= 0 {
 			o.later.pop()
 			c.state = wReady
 			return c
@@ -655,13 +654,10 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	for _, p := range c.priv {
 		if s != nil && p.at >= s.from {
 			// A frame after the join: the snapshot (due, so fixed)
-			// goes first. The log it covers is skipped, and frames
-			// queued there follow it.
-			if pos < s.from {
-				b.out = o.appendLog(b.out, pos, s.from)
-			}
-			b.out = s.appendTo(b.out)
-			pos, s, c.snap = s.at, nil, nil
+			// goes first, and frames queued in the log it covers
+			// follow it.
+			b.out, pos = o.appendOwed(b.out, pos, s)
+			s, c.snap = nil, nil
 		}
 		if c.sub && p.at > pos {
 			b.out = o.appendLog(b.out, pos, p.at)
@@ -673,13 +669,9 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	c.priv = c.priv[:0]
 	seq := o.seq
 	if s != nil {
-		if pos < s.from {
-			b.out = o.appendLog(b.out, pos, s.from)
-			pos = s.from
-		}
+		b.out, pos = o.appendOwed(b.out, pos, s)
 		if s.fixed {
-			b.out = s.appendTo(b.out)
-			pos, s, c.snap = s.at, nil, nil
+			s, c.snap = nil, nil
 		} else {
 			seq = c.wseq // the joins after s.from are still to be covered
 		}
@@ -692,6 +684,24 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	b.final = c.closing
 	b.deadline = c.evictBy
 	return true
+}
+
+// appendOwed appends to out the log from pos up to s.from (c's own join
+// event, if not written yet) and, if s is fixed, the snapshot, which
+// covers the log from there to s.at; it returns the log offset reached.
+func (o *outbox) appendOwed(out net.Buffers, pos uint64, s *owedSnap) (net.Buffers, uint64) {
+	if pos < s.from {
+		out = o.appendLog(out, pos, s.from)
+		pos = s.from
+	}
+	if !s.fixed {
+		return out, pos
+	}
+	out = append(out, appendFrameHeader(nil, opText, len(s.body)+len(usersEnd)), s.body, usersEnd)
+	if s.hist != nil {
+		out = append(out, s.hist)
+	}
+	return out, s.at
 }
 
 // appendLog appends the log bytes [from, to) to out, a slice per chunk.

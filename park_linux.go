@@ -131,12 +131,10 @@ func (p *poller) fire(pid uint64) {
 		go c.resume()
 		return
 	}
-	// Answered pings or pongs: park again, as the reader would.
-	c.rstate.Store(rParked)
-	if c.noPark.Load() || !p.arm(c) {
-		if c.rstate.CompareAndSwap(rParked, rRunning) {
-			go c.resume()
-		}
+	// Answered pings or pongs: park again, as the reader would, or read
+	// on if that fails.
+	if !p.park(c) {
+		go c.resume()
 	}
 }
 
