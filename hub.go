@@ -463,39 +463,23 @@ func (h *Hub) applyJoinLocked(name, key string, c *client) {
 }
 
 // announceJoinLocked announces m's join to every local member and, when m
-// is connected here (c != nil), subscribes c from its own join event on and
-// sends it the users snapshot and the history right after it; or, during a
-// storm of joins into a large room, makes c owed them (see owedSnap).
+// is connected here (c != nil), has the outbox send c the users snapshot
+// and the history right after its own join event, or owe them (see
+// outbox.join).
 func (h *Hub) announceJoinLocked(m *member, c *client) {
 	h.enc = appendNameEvent(h.enc[:0], typeJoin, m.name)
-	o := &h.out
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	storm := o.stormLocked()
-	off, seq := o.end, o.seq
-	o.broadcastLocked(h.enc, true)
-	if c != nil && h.usersJSON == nil {
-		h.usersJSON = appendUsers(nil, h.usersLocked())
-	}
-	o.setSnapLocked(usersBody(h.usersJSON))
-	if c == nil {
-		return
-	}
-	c.member = m
-	o.subscribeLocked(c, off, seq)
-	hist := h.historyFrameLocked()
-	if storm && len(h.usersJSON) >= deferSnapshot {
-		// Owed: it goes out with the presence, as it is then.
-		o.oweSnapLocked(c, hist)
-	} else {
-		// Sent straight from the cached payload, which later joins only
-		// extend: its first bytes never change.
-		o.sendLocked(c, appendFrameHeader(nil, opText, len(h.usersJSON)), o.snap, usersEnd)
-		if hist != nil {
-			o.sendLocked(c, hist)
+	var hist []byte
+	if c != nil {
+		c.member = m
+		if h.usersJSON == nil {
+			h.usersJSON = appendUsers(nil, h.usersLocked())
 		}
+		hist = h.historyFrameLocked()
 	}
-	close(c.joined)
+	h.out.join(h.enc, c, usersBody(h.usersJSON), hist)
+	if c != nil {
+		close(c.joined)
+	}
 }
 
 // usersBody is the payload of the encoded users snapshot b without
@@ -597,7 +581,7 @@ func (h *Hub) applyMessageLocked(m *Message) {
 
 // fanoutLocked frames payload once and queues it for every local member;
 // presence (joins and leaves) may wait a little to be written together
-// (see outbox.dueLocked). It never blocks: a client that falls SendQueue
+// (see pacer). It never blocks: a client that falls SendQueue
 // messages behind is disconnected instead.
 func (h *Hub) fanoutLocked(payload []byte, presence bool) {
 	h.out.mu.Lock()

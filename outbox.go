@@ -27,7 +27,7 @@ import (
 // each connection's next write carries everything that arrived in between:
 // batches grow with the load. When they are idle a frame is written at
 // once. Presence (joins and leaves) may also wait in the later queue (see
-// outbox.dueLocked): for the connection's gap, and while a storm of joins
+// pacer): for the connection's gap, and while a storm of joins
 // or leaves lasts, so that a room of thousands forming (every join
 // announced to every member) costs one or two large writes per connection,
 // after the storm, rather than one system call per frame during it, when
@@ -57,23 +57,6 @@ const (
 	minChunk = 4 << 10
 	maxChunk = 64 << 10
 	tryWrite = 500 * time.Microsecond
-
-	// Presence waits gapPerMember per member of the room, at most maxGap,
-	// after a connection's last write, and as long again, at most
-	// maxQuiet, after the room's last join or leave; but never more than
-	// holdPerMember per member, at most maxHold, after the connection's
-	// last write (see outbox.dueLocked).
-	gapPerMember  = 60 * time.Microsecond
-	maxGap        = 300 * time.Millisecond
-	holdPerMember = 200 * time.Microsecond
-	maxHold       = 2 * time.Second
-	maxQuiet      = 50 * time.Millisecond
-
-	// A joiner's users snapshot may be owed rather than sent at once from
-	// deferSnapshot bytes (a few hundred names), in a storm of at least
-	// stormMin joins and leaves.
-	deferSnapshot = 4 << 10
-	stormMin      = 16
 
 	// msgWeight is what a message adds to a connection's lag, in units of
 	// a join or leave: presence frames are small and, once a storm of them
@@ -131,8 +114,7 @@ type outbox struct {
 	end        uint64    // log offset after the last frame
 	urgent     uint64    // log offset after the last message: not to wait
 	seq        uint64    // lag units appended so far: msgWeight per message, 1 per join or leave
-	presenceAt time.Time // when the last join or leave was appended
-	burst      int       // joins and leaves since the last quiet time (see stormLocked)
+	pace       pacer     // when presence is written
 	snap       []byte    // the users snapshot's payload without usersEnd, valid at end; nil if unknown
 	owing      []*client // members that may owe a snapshot not yet fixed
 	idle       []*client
@@ -178,12 +160,7 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	if presence {
 		o.seq++
 		now = time.Now()
-		if now.Sub(o.presenceAt) < o.quiet() {
-			o.burst++
-		} else {
-			o.burst = 1
-		}
-		o.presenceAt = now
+		o.pace.presence(now, o.subs)
 	} else {
 		o.seq += msgWeight
 		o.urgent = o.end
@@ -202,10 +179,9 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 		}
 	}
 	if len(o.idle) > 0 {
-		gap := o.gap()
 		for _, c := range o.idle {
 			c.idleIdx = -1
-			if !presence || now.Sub(c.lastWrite) >= gap {
+			if !presence || o.pace.idleDue(now, c.lastWrite, o.subs) {
 				c.state = wReady
 				o.ready.push(c)
 			} else {
@@ -269,23 +245,37 @@ func (o *outbox) setSnapLocked(body []byte) {
 	o.snap = body
 }
 
-// stormLocked reports whether a storm of joins and leaves is on: the last
-// stormMin of them, at least, each came within the quiet time of the one
-// before, and so does now.
-func (o *outbox) stormLocked() bool {
-	return o.burst >= stormMin && time.Since(o.presenceAt) < o.quiet()
-}
-
-// oweSnapLocked makes c, just subscribed after its own join event, owed
-// the users snapshot and then hist (nil: no history) instead of being sent
-// them now. o.snap must be known.
-func (o *outbox) oweSnapLocked(c *client, hist []byte) {
-	if c.closing || !c.sub || o.snap == nil {
+// join appends the join event payload to the log and records snap, the
+// users snapshot's payload without usersEnd, which includes the joiner.
+// When the joiner is connected here (c != nil), c receives the log from
+// its own join event on, then the snapshot and hist (the history frame;
+// nil: none); or, during a storm of joins into a large room (pacer.owe),
+// c is owed them: they go out when its presence would, and the snapshot
+// is then that of the moment (see owedSnap).
+func (o *outbox) join(payload []byte, c *client, snap, hist []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	owe := c != nil && o.pace.owe(now, o.subs, len(snap)+len(usersEnd))
+	off, seq := o.end, o.seq
+	o.broadcastLocked(payload, true)
+	o.setSnapLocked(snap)
+	if c == nil {
 		return
 	}
-	c.snap = &owedSnap{from: o.end, hist: hist}
-	c.lastWrite = time.Now() // the hold is counted from the join
-	o.owing = append(o.owing, c)
+	o.subscribeLocked(c, off, seq)
+	if owe && c.sub {
+		c.snap = &owedSnap{from: o.end, hist: hist}
+		c.lastWrite = now // the hold is counted from the join
+		o.owing = append(o.owing, c)
+		return
+	}
+	// Sent straight from the cached payload, which later joins only
+	// extend: its first bytes never change.
+	o.sendLocked(c, appendFrameHeader(nil, opText, len(snap)+len(usersEnd)), snap, usersEnd)
+	if hist != nil {
+		o.sendLocked(c, hist)
+	}
 }
 
 // fixLocked pins s, an owed snapshot, to the log's end.
@@ -491,55 +481,15 @@ func (o *outbox) wakeLocked() {
 	}
 }
 
-// gap is how long a connection that has just been written waits before
-// its next write. It grows with the room: a writer busy with thousands of
-// connections lets each gather more frames, so that a join storm costs a
-// few large writes per connection instead of one small write per join.
-// It is short next to the time a busy writer takes to come round again,
-// so it does not slow a room that keeps up.
-func (o *outbox) gap() time.Duration {
-	return min(maxGap, time.Duration(o.subs)*gapPerMember)
-}
-
-// quiet is how long after the last join or leave a storm of them is over:
-// the gap, at most maxQuiet.
-func (o *outbox) quiet() time.Duration {
-	return min(maxQuiet, o.gap())
-}
-
-// dueLocked is when c, waiting in later with presence only, is to be
-// written: once the gap has passed since its last write and the room has
-// had no join or leave for the quiet time (the gap, at most maxQuiet), so
-// that while a storm of them lasts (a room of thousands forming, or every
-// client reconnecting after a restart) they are held and then written in
-// one go; but no later than the hold after its last write. All three grow
-// with the room, whose storms take longer. An owed snapshot waits for the
-// quiet time (or the hold) only.
-func (o *outbox) dueLocked(c *client) time.Time {
-	due := o.presenceAt.Add(o.quiet())
-	if c.snap == nil {
-		// (An owed snapshot waits only for the storm: the connection's
-		// last write was its join.)
-		if t := c.lastWrite.Add(o.gap()); t.After(due) {
-			due = t
-		}
-	}
-	hold := min(maxHold, time.Duration(o.subs)*holdPerMember)
-	if t := c.lastWrite.Add(hold); t.Before(due) {
-		due = t
-	}
-	return due
-}
-
-// holdLocked is how much longer c, with presence (or an owed snapshot)
-// only, is to wait; at most 0 if it is to be written now. A message is
-// never held back, and presence only as long as the backlog stays well
-// within SendQueue.
-func (o *outbox) holdLocked(c *client) time.Duration {
+// holdLocked is how much longer, from now, c with presence (or an owed
+// snapshot) only is to wait (see pacer.due); at most 0 if it is to be
+// written now. A message is never held back, and presence only as long as
+// the backlog stays well within SendQueue.
+func (o *outbox) holdLocked(c *client, now time.Time) time.Duration {
 	if c.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
 		return 0
 	}
-	return time.Until(o.dueLocked(c))
+	return o.pace.due(c.lastWrite, o.subs, c.snap != nil).Sub(now)
 }
 
 // snapDueLocked reports whether c's owed snapshot, not yet fixed, is to be
@@ -550,7 +500,7 @@ func (o *outbox) snapDueLocked(c *client) bool {
 	if n := len(c.priv); n > 0 && c.priv[n-1].at >= c.snap.from {
 		return true
 	}
-	return o.holdLocked(c) <= 0
+	return o.holdLocked(c, time.Now()) <= 0
 }
 
 // nextLocked returns the next connection to write, waiting (without the
@@ -571,7 +521,7 @@ func (o *outbox) nextLocked() *client {
 			o.later.pop()
 			continue
 		}
-		wait := o.holdLocked(c)
+		wait := o.holdLocked(c, time.Now())
 		if wait <= 0 {
 			o.later.pop()
 			c.state = wReady

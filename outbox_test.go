@@ -339,7 +339,7 @@ func TestOutboxSnapshotAtOnce(t *testing.T) {
 		h.applyJoinLocked(r, nameKey(r), nil)
 	}
 	h.out.mu.Lock()
-	h.out.presenceAt = time.Now().Add(-time.Hour) // the storm is long over
+	h.out.pace.last = time.Now().Add(-time.Hour) // the storm is long over
 	h.out.mu.Unlock()
 	ca, cb := newClient(h, nil, nil), newClient(h, nil, nil)
 	a, b := &recConn{}, &recConn{}
