@@ -139,11 +139,11 @@ func (s *Store) Latest(ctx context.Context, room string, n int) ([]chat.Message,
 }
 
 // After returns the first n messages of the room with IDs greater than
-// after (from the first if after is ""), oldest first: the public ones and
+// after (from the first if after is "" or "0"), oldest first: the public ones and
 // the private ones sent by or to user. It fails with an error wrapping
 // [chat.ErrNotRetained] if [Store.Trim] removed messages after after.
 func (s *Store) After(ctx context.Context, room, user, after string, n int) ([]chat.Message, error) {
-	bound := int64(-1)
+	var bound int64 // IDs start at 1: "" and "0" mean from the first
 	if after != "" {
 		id, err := strconv.ParseUint(after, 10, 64)
 		if err != nil {

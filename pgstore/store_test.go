@@ -15,6 +15,7 @@ import (
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/pgstore"
 	"github.com/hubchat/chat/pgstore/internal/pgtest"
+	"github.com/hubchat/chat/storetest"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -74,6 +75,13 @@ func ids(msgs []chat.Message) []string {
 		out = append(out, m.ID)
 	}
 	return out
+}
+
+// TestConformance runs the chat.Store suite, with a new Store (as a new
+// process would open) on one schema for every subtest.
+func TestConformance(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	storetest.Run(t, func(t *testing.T) chat.Store { return openDSN(t, dsn) })
 }
 
 // TestReads covers the reads on one room of public and private messages,
