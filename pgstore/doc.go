@@ -14,8 +14,9 @@
 //	hub := chat.NewHub(chat.Options{Name: "lobby", Store: store})
 //
 // One Store serves any number of rooms and hubs; it holds a pool of
-// connections ([pgxpool]) and is safe for concurrent use. [New] makes a
-// Store on a pool of your own.
+// connections ([pgxpool]; pool_max_conns in the connection string sets its
+// size) and is safe for concurrent use. [New] makes a Store on a pool of
+// your own.
 //
 // # Several processes: with redisbroker
 //
