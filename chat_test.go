@@ -151,15 +151,21 @@ func (c *conn) sendRaw(typ int, b []byte) {
 
 func (c *conn) say(body string) { c.send(map[string]string{"type": "message", "body": body}) }
 
-// read returns the next frame or the read error.
-func (c *conn) read() (frame, error) {
+// readRaw returns the payload of the next text frame or the read error.
+func (c *conn) readRaw() ([]byte, error) {
 	_ = c.ws.SetReadDeadline(time.Now().Add(ioTimeout))
 	typ, data, err := c.ws.ReadMessage()
+	if err == nil && typ != websocket.TextMessage {
+		err = fmt.Errorf("frame type %d, want text", typ)
+	}
+	return data, err
+}
+
+// read returns the next frame or the read error.
+func (c *conn) read() (frame, error) {
+	data, err := c.readRaw()
 	if err != nil {
 		return frame{}, err
-	}
-	if typ != websocket.TextMessage {
-		return frame{}, fmt.Errorf("frame type %d, want text", typ)
 	}
 	var f frame
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -192,14 +198,20 @@ func (c *conn) nextN(n int) []frame {
 // closeCode reads until the connection closes and returns the close code.
 func (c *conn) closeCode() int {
 	c.t.Helper()
+	return c.closeError().Code
+}
+
+// closeError reads until the connection closes and returns the close
+// frame's code and reason.
+func (c *conn) closeError() *websocket.CloseError {
+	c.t.Helper()
 	for {
 		_, err := c.read()
 		if err == nil {
 			continue
 		}
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code
+		if ce, ok := errors.AsType[*websocket.CloseError](err); ok {
+			return ce
 		}
 		c.t.Fatalf("read: %v, want a close frame", err)
 	}
@@ -423,6 +435,65 @@ func TestRefusedJoins(t *testing.T) {
 			alice.say("undisturbed")
 			diff(t, "alice's next frame", msg("alice", "undisturbed"), alice.next())
 			diff(t, "Users", []string{"alice", "sam"}, s.hub.Users())
+		})
+	}
+}
+
+// TestLongInputEchoes: an error that names what a client sent repeats only
+// a short prefix of it, however long the input.
+func TestLongInputEchoes(t *testing.T) {
+	t.Parallel()
+	long := "zed" + strings.Repeat("z", 30000)
+	prefix := long[:32] + "…"
+	party := strings.Repeat("🎉", chat.MaxUsernameRunes) // the longest name, in bytes
+	tests := []struct {
+		name     string
+		query    string // ?username=...
+		first    string // or a first frame
+		wantErr  string
+		wantCode int // 0: stays connected
+	}{
+		{"private message to a long name", "username=bob", `{"type":"message","body":"hi","to":"` + long + `"}`, `user "` + prefix + `" is not here`, 0},
+		{"long type", "username=bob", `{"type":"` + long + `"}`, `unknown type "` + prefix + `"`, 0},
+		{"long name in the query", "username=" + long, "", "30003 characters", websocket.ClosePolicyViolation},
+		{"long name in the join", "", `{"type":"join","username":"` + long + `"}`, "30003 characters", websocket.ClosePolicyViolation},
+		{"longest taken name", "username=" + url.QueryEscape(party), "", `username "` + party + `" is taken`, websocket.ClosePolicyViolation},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, chat.Options{})
+			s.joinAs(t, party)
+			c := s.dial(t, tc.query)
+			if tc.wantCode == 0 {
+				for range 3 { // join, users, history
+					c.next()
+				}
+			}
+			if tc.first != "" {
+				c.sendRaw(websocket.TextMessage, []byte(tc.first))
+			}
+			data, err := c.readRaw()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var got frame
+			if err := json.Unmarshal(data, &got); err != nil || got.Type != "error" || !strings.Contains(got.Error, tc.wantErr) {
+				t.Fatalf("reply = %.300s (%v), want an error containing %q", data, err, tc.wantErr)
+			}
+			if len(data) >= 200 {
+				t.Errorf("error frame of %d bytes: %s", len(data), data)
+			}
+			if tc.wantCode == 0 {
+				return
+			}
+			ce := c.closeError()
+			// The reason is the error text, cut to fit a close frame.
+			reason := strings.TrimSuffix(ce.Text, "…")
+			if ce.Code != tc.wantCode || len(ce.Text) > 123 || reason == "" || !strings.HasPrefix(got.Error, reason) {
+				t.Errorf("close %d %q (%d bytes), want %d with (a prefix of) %q in at most 123 bytes",
+					ce.Code, ce.Text, len(ce.Text), tc.wantCode, got.Error)
+			}
 		})
 	}
 }

@@ -97,7 +97,9 @@
 //   - A frame over Options.ReadLimit: close 1009.
 //
 // Error frames' texts are meant for people; match on the close code, or in
-// Go on the sentinel errors with [errors.Is].
+// Go on the sentinel errors with [errors.Is]. A text that names a value the
+// client sent (a recipient, a name, a type) repeats at most its first 32
+// characters, then "…"; the reason of a close frame is cut to 123 bytes.
 //
 // # Limits and slow clients
 //

@@ -308,7 +308,7 @@ func (h *Hub) join(ctx context.Context, c *client, name string) error {
 		h.releaseName(name)
 	}
 	if errors.Is(err, ErrNameTaken) {
-		return errorf(ErrNameTaken, "username %q is taken", name)
+		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	}
 	h.log.Warn("chat: join through broker failed", "user", name, "err", err)
 	return errors.New(errTextUnavailable)
@@ -341,9 +341,9 @@ func (h *Hub) admitLocked(name, key string) error {
 	case h.closed:
 		return ErrHubClosed
 	case key == h.sysKey:
-		return errorf(ErrInvalidName, "username %q is reserved", name)
+		return errorf(ErrInvalidName, "username %s is reserved", quote(name))
 	case h.members[key] != nil || h.pending[key] != nil:
-		return errorf(ErrNameTaken, "username %q is taken", name)
+		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	case h.opts.MaxUsers > 0 && len(h.members)+len(h.pending) >= h.opts.MaxUsers:
 		return ErrRoomFull
 	}
@@ -383,7 +383,7 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 		to := h.members[nameKey(m.To)]
 		if to == nil {
 			h.mu.Unlock()
-			return errorf(ErrNoSuchUser, "user %q is not here", m.To)
+			return errorf(ErrNoSuchUser, "user %s is not here", quote(m.To))
 		}
 		m.To = to.name
 	}
@@ -400,7 +400,7 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 	defer cancel()
 	if err := h.link.Publish(ctx, *m); err != nil {
 		if errors.Is(err, ErrNoSuchUser) { // the recipient left meanwhile
-			return errorf(ErrNoSuchUser, "user %q is not here", m.To)
+			return errorf(ErrNoSuchUser, "user %s is not here", quote(m.To))
 		}
 		h.log.Warn("chat: publish through broker failed", "err", err)
 		return errors.New(errTextUnavailable)

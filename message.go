@@ -117,7 +117,7 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 	case "":
 		return clientFrame{}, errors.New("missing type")
 	default:
-		return clientFrame{}, fmt.Errorf("unknown type %q", truncate(f.Type, 32))
+		return clientFrame{}, fmt.Errorf("unknown type %s", quote(f.Type))
 	}
 	return f, nil
 }
@@ -196,6 +196,28 @@ func validateBody(body string, maxBytes int) error {
 	return nil
 }
 
+// maxEchoRunes is how many characters of a value a client sent an error
+// text repeats; [quote] cuts the rest.
+const maxEchoRunes = 32
+
+// quote quotes s as %q does, for an error text that names a value a client
+// sent (a name, a type): cut to its first maxEchoRunes characters and "…",
+// so that no error frame echoes more than a short prefix of the input.
+// Every such value goes through quote.
+func quote(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxEchoRunes {
+			s = s[:i] + "…"
+			break
+		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// truncate cuts s to at most n bytes, at a rune boundary, and marks the cut
+// with "…" (3 more bytes).
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

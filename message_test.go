@@ -188,3 +188,18 @@ func TestQueryParam(t *testing.T) {
 		}
 	}
 }
+
+func TestQuote(t *testing.T) {
+	e32 := strings.Repeat("é", maxEchoRunes)
+	for in, want := range map[string]string{
+		"":                               `""`,
+		`say "hi"`:                       `"say \"hi\""`,
+		e32:                              `"` + e32 + `"`,
+		e32 + "é":                        `"` + e32 + `…"`,
+		e32 + strings.Repeat("x", 30000): `"` + e32 + `…"`,
+	} {
+		if got := quote(in); got != want {
+			t.Errorf("quote(%.40q) = %s, want %s", in, got, want)
+		}
+	}
+}
