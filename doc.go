@@ -74,11 +74,18 @@
 // # Usernames
 //
 // [ValidateUsername] states the rules: 1 to 32 characters after trimming
-// surrounding white space, with no control characters and no invisible or
-// direction-changing characters (zero-width spaces and joiners, bidi
-// controls, the byte order mark). Names are unique in a room under Unicode
-// simple case folding, the equivalence of [strings.EqualFold], so "Sam",
-// "SAM" and "ſam" are the same name; [NameKey] returns the canonical form.
+// surrounding white space, of assigned letters, marks, numbers,
+// punctuation, symbols and the space U+0020, with at least one letter,
+// number, punctuation mark or symbol. Nothing invisible is allowed: no
+// control or format characters (zero-width spaces and joiners, bidi
+// controls, the byte order mark), no Unicode Default_Ignorable_Code_Point
+// (variation selectors, the combining grapheme joiner, the Hangul fillers
+// U+115F, U+1160, U+3164 and U+FFA0), no white space but U+0020, and no
+// blank-looking symbols such as U+2800 BRAILLE PATTERN BLANK, so that no
+// name looks like another with something hidden in it, or like nothing.
+// Names are unique in a room under Unicode simple case folding, the
+// equivalence of [strings.EqualFold], so "Sam", "SAM" and "ſam" are the
+// same name; [NameKey] returns the canonical form.
 // Names are not normalized: "é" and "e" + U+0301 are different names.
 // Options.SystemName is reserved.
 //

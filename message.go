@@ -123,12 +123,29 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 }
 
 // ValidateUsername trims white space from the ends of name and checks the
-// result: it must be 1 to [MaxUsernameRunes] characters of valid UTF-8, with
-// no control characters (Cc), no invisible or direction-changing formatting
-// characters (Cf: zero-width spaces and joiners, bidi controls, the BOM,
-// soft hyphen), no line or paragraph separators, no private-use or
-// unassigned code points and no U+FFFD. It returns the trimmed name, or an
-// error wrapping [ErrInvalidName] that says what is wrong.
+// result. It returns the trimmed name, or an error wrapping
+// [ErrInvalidName] that says what is wrong. A valid name
+//
+//   - is valid UTF-8, 1 to [MaxUsernameRunes] characters (runes) long;
+//   - consists of assigned letters (L), marks (M), numbers (N),
+//     punctuation (P), symbols (S) and the space U+0020: no control
+//     characters (Cc), no format characters (Cf: zero-width spaces and
+//     joiners, bidi controls, the BOM, the soft hyphen, tags), no
+//     private-use, surrogate or unassigned code points, no line or
+//     paragraph separators, no other white space (tabs, no-break and
+//     ideographic spaces), no U+FFFD;
+//   - has no invisible characters: no Unicode Default_Ignorable_Code_Point
+//     (besides format characters, these are variation selectors such as
+//     U+FE0F, the combining grapheme joiner U+034F, the Khmer inherent
+//     vowels U+17B4 and U+17B5 and the Hangul fillers U+115F, U+1160,
+//     U+3164 and U+FFA0), and none of the blank-looking U+2800 BRAILLE
+//     PATTERN BLANK, U+1D159 MUSICAL SYMBOL NULL NOTEHEAD and U+16FE4
+//     KHITAN SMALL SCRIPT FILLER;
+//   - has at least one letter, number, punctuation mark or symbol, so a
+//     name of only combining marks (and spaces) is refused.
+//
+// Categories and properties are those of the [unicode] package, Unicode
+// [unicode.Version].
 //
 // Names are unique within a room under simple Unicode case folding (the
 // equivalence of [strings.EqualFold]): "Sam", "SAM" and "ſam" are one name.
@@ -145,19 +162,29 @@ func ValidateUsername(name string) (string, error) {
 	if n := utf8.RuneCountInString(name); n > MaxUsernameRunes {
 		return "", errorf(ErrInvalidName, "invalid username: %d characters, at most %d allowed", n, MaxUsernameRunes)
 	}
+	base := false
 	for _, r := range name {
 		if !allowedNameRune(r) {
-			return "", errorf(ErrInvalidName, "invalid username: character %U not allowed", r)
+			what := "character"
+			if invisible(r) {
+				what = "invisible character"
+			}
+			return "", errorf(ErrInvalidName, "invalid username: %s %U not allowed", what, r)
 		}
+		base = base || unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
+	}
+	if !base {
+		return "", errorf(ErrInvalidName, "invalid username: no letter, number, punctuation mark or symbol")
 	}
 	return name, nil
 }
 
+// allowedNameRune reports whether r may appear in a username.
 func allowedNameRune(r rune) bool {
 	switch {
-	case r == utf8.RuneError:
+	case r == utf8.RuneError || invisible(r):
 		return false
-	case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp):
+	case unicode.In(r, unicode.Cc, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp):
 		return false
 	case unicode.IsSpace(r) && r != ' ':
 		return false // tabs, NBSP and other look-alike spaces
@@ -165,6 +192,18 @@ func allowedNameRune(r rune) bool {
 		return false // unassigned
 	}
 	return true
+}
+
+// invisible reports whether r shows nothing, or only blank space, in a
+// name. Default_Ignorable_Code_Point is derived (UAX #44) from
+// Other_Default_Ignorable_Code_Point, Cf and Variation_Selector minus a
+// few visible format characters, so the union of the three covers it.
+func invisible(r rune) bool {
+	switch r {
+	case '\u2800', '\U0001D159', '\U00016FE4': // blank braille, null notehead, Khitan filler
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // nameKey is the canonical form of a username: every rune replaced by the

@@ -2,10 +2,14 @@ package chat
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -71,10 +75,15 @@ func checkName(t *testing.T, name string) {
 	if name != strings.TrimSpace(name) || name == "" || utf8.RuneCountInString(name) > MaxUsernameRunes {
 		t.Fatalf("accepted name %q", name)
 	}
+	base := false
 	for _, r := range name {
 		if !allowedNameRune(r) {
 			t.Fatalf("accepted name %q with %U", name, r)
 		}
+		base = base || !unicode.IsMark(r) && r != ' '
+	}
+	if !base {
+		t.Fatalf("accepted name %q of only marks and spaces", name)
 	}
 	if k := nameKey(name); nameKey(k) != k {
 		t.Fatalf("nameKey not idempotent on %q", name)
@@ -85,6 +94,7 @@ func FuzzUsername(f *testing.F) {
 	for _, seed := range [][2]string{
 		{"alice", "ALICE"}, {"ſam", "SAM"}, {"K", "k"}, {"straße", "STRASSE"},
 		{"a\u200bb", "ab"}, {"\u202eabc", "abc"}, {"  bob ", "bob"}, {"ǅ", "ǆ"},
+		{"alice\u034f", "alice"}, {"\u3164", "\uffa0"}, {"\u0301\u0302", "e"},
 	} {
 		f.Add(seed[0], seed[1])
 	}
@@ -185,6 +195,120 @@ func TestQueryParam(t *testing.T) {
 		}
 		if got := queryParam(raw, "username"); got != want {
 			t.Errorf("queryParam(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestUsernameDefaultIgnorable: every Default_Ignorable_Code_Point of the
+// Unicode Character Database (testdata/DerivedCoreProperties.txt) is
+// refused, alone and within a name.
+func TestUsernameDefaultIgnorable(t *testing.T) {
+	version, points := readUCDProperty(t, "testdata/DerivedCoreProperties.txt", "Default_Ignorable_Code_Point")
+	if version != unicode.Version {
+		// Code points the tables of this Go do not know are refused as
+		// unassigned, so an older file or older tables still pass.
+		t.Logf("the property list is Unicode %s, Go's tables are Unicode %s", version, unicode.Version)
+	}
+	failed := 0
+	for _, r := range points {
+		s := string(r)
+		for _, name := range []string{"alice" + s, s, s + "alice", "al" + s + "ice", s + s} {
+			if got, err := ValidateUsername(name); !errors.Is(err, ErrInvalidName) {
+				if failed++; failed <= 20 {
+					t.Errorf("ValidateUsername(%+q) = %q, %v; want ErrInvalidName (%U is Default_Ignorable_Code_Point)", name, got, err, r)
+				}
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d names with one of %d Default_Ignorable_Code_Points accepted", failed, len(points))
+	}
+}
+
+// readUCDProperty returns the Unicode version of a file of the Unicode
+// Character Database in the format of DerivedCoreProperties.txt, and the
+// code points it lists with property prop. It checks the count against
+// the file's "# Total code points" line.
+func readUCDProperty(t *testing.T, path, prop string) (version string, points []rune) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := -1
+	inProp := false
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "# DerivedCoreProperties-"); ok && version == "" {
+			version = strings.TrimSuffix(v, ".txt")
+		}
+		if strings.HasPrefix(line, "# Derived Property: ") {
+			inProp = line == "# Derived Property: "+prop
+		}
+		if n, ok := strings.CutPrefix(line, "# Total code points: "); ok && inProp {
+			if total, err = strconv.Atoi(n); err != nil {
+				t.Fatalf("%s: %q: %v", path, line, err)
+			}
+		}
+		fields, _, _ := strings.Cut(line, "#")
+		cps, name, ok := strings.Cut(fields, ";")
+		if !ok || strings.TrimSpace(name) != prop {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(cps), "..")
+		if !isRange {
+			hi = lo
+		}
+		first, err1 := strconv.ParseUint(lo, 16, 32)
+		last, err2 := strconv.ParseUint(hi, 16, 32)
+		if err1 != nil || err2 != nil || first > last || last > unicode.MaxRune {
+			t.Fatalf("%s: bad line %q", path, line)
+		}
+		for r := rune(first); r <= rune(last); r++ {
+			points = append(points, r)
+		}
+	}
+	if version == "" || len(points) == 0 || len(points) != total {
+		t.Fatalf("%s: version %q, %d code points with %s, the file says %d", path, version, len(points), prop, total)
+	}
+	return version, points
+}
+
+// TestUsernameVisible: names that look like another name or like nothing
+// are refused; ordinary names in many scripts are accepted.
+func TestUsernameVisible(t *testing.T) {
+	refused := []string{
+		"alice\u034f",        // COMBINING GRAPHEME JOINER
+		"alice\ufe0f",        // VARIATION SELECTOR-16
+		"alice\U000e0100",    // VARIATION SELECTOR-17
+		"alice\u17b4",        // KHMER VOWEL INHERENT AQ
+		"alice\u115f",        // HANGUL CHOSEONG FILLER
+		"alice\u1160",        // HANGUL JUNGSEONG FILLER
+		"alice\uffa0",        // HALFWIDTH HANGUL FILLER
+		"alice\u3164",        // HANGUL FILLER
+		"alice\u2800",        // BRAILLE PATTERN BLANK
+		"alice\U0001d159",    // MUSICAL SYMBOL NULL NOTEHEAD
+		"alice\U00016fe4",    // KHITAN SMALL SCRIPT FILLER
+		"\u3164",             // only a filler
+		"\u3164 \u3164",      // fillers and a space
+		"\u2800\u2800",       // only blank braille
+		"\u0301",             // only a combining mark
+		"\u0301\u0308\u20dd", // only combining marks
+		" \u0301 \u0302 ",    // marks and spaces
+		"\u0e31\u0e48",       // Thai marks without a consonant
+	}
+	for _, name := range refused {
+		if got, err := ValidateUsername(name); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("ValidateUsername(%+q) = %q, %v; want ErrInvalidName", name, got, err)
+		}
+	}
+	accepted := []string{
+		"alice", "Zoë 2", "e\u0301", "José", "O'Brien", "a-b_c", "日本語", "김민준", "ㄱ",
+		"ผู้ใช้", "नमस्ते", "Ελένη", "Дмитрий", "محمد", "🎉", "👍🏽", "+", "42", "⠁", "♥",
+	}
+	for _, name := range accepted {
+		if got, err := ValidateUsername(name); err != nil || got != name {
+			t.Errorf("ValidateUsername(%+q) = %q, %v; want it accepted", name, got, err)
 		}
 	}
 }
