@@ -161,6 +161,24 @@
 // WebSockets, so call Hub.Shutdown first. [Hub.Close] closes everything at
 // once.
 //
+// # Persistence
+//
+// Without a [Store] a room's messages live in memory only. With one
+// (Options.Store; the modules github.com/hubchat/chat/sqlitestore and
+// github.com/hubchat/chat/pgstore provide two), every message, public or
+// private, is written to it, and a restarted hub starts with the stored
+// history and numbers its messages on from the last stored ID. Writes are
+// group commits off the hub's lock: one goroutine per hub writes whatever
+// has queued up meanwhile in one Store.Append, so fan-out never waits for
+// the store. A failed write is retried with backoff and logged at Warn;
+// if the store stays down until 16,384 messages are waiting, the oldest
+// half of them are dropped, with a Warn. [Hub.Shutdown] waits for the
+// queue to be written, bounded by its context.
+//
+// With a [Broker] as well, each message is written once: by the hub its
+// sender is connected to; a system message from [Hub.Post] is written by
+// every hub of the room and kept once by the Store.
+//
 // # Scaling out
 //
 // Hubs in several processes serve one room when they share a [Broker] and

@@ -27,6 +27,7 @@ type Hub struct {
 	synced  chan struct{}  // closed once the room's state is known
 	openErr error          // the Broker could not open the room
 	out     outbox         // the write side: log, ready queue, writers
+	ap      *appender      // writes messages to Options.Store; nil without one
 
 	// mu guards everything below. Every change to the room happens under
 	// it, together with the fan-out of the event that announces it, so all
@@ -90,6 +91,11 @@ func NewHub(opts Options) *Hub {
 		pending: make(map[string]*client),
 	}
 	h.out.init(h)
+	if o.Store != nil {
+		h.ap = newAppender(h, o.Store)
+		h.loadStore()
+		go h.ap.run()
+	}
 	if o.Broker == nil {
 		h.syncedOnce = true
 		close(h.synced)
@@ -152,10 +158,17 @@ func (h *Hub) Post(ctx context.Context, body string) error {
 // remaining connections are closed at once and Shutdown returns ctx.Err()
 // after their goroutines exit. Shutdown may be called more than once.
 //
+// With Options.Store, Shutdown then waits, again until ctx ends at most,
+// for every message still queued for the Store to be written; if ctx ends
+// first, the rest are lost (with a Warn) and Shutdown returns ctx.Err().
+//
 // Shutdown does not stop the http.Server a [Server] is mounted on: call it
 // before [http.Server.Shutdown], which does not wait for hijacked
 // connections such as WebSockets.
-func (h *Hub) Shutdown(ctx context.Context) error {
+func (h *Hub) Shutdown(ctx context.Context) error { return h.shutdown(ctx, ctx) }
+
+// shutdown is Shutdown, with the wait for the Store bounded by flush.
+func (h *Hub) shutdown(ctx, flush context.Context) error {
 	h.mu.Lock()
 	if !h.closed {
 		h.closed = true
@@ -197,16 +210,26 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("chat: closing broker link: %w", cerr)
 		}
 	}
+	// Nothing is delivered any more: what is queued is all there is.
+	if h.ap != nil {
+		if ferr := h.ap.flush(flush); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
 	return err
 }
 
 // Close closes every connection at once, without waiting for clients to
 // acknowledge the close frame, and returns when every goroutine of the hub
-// has exited. Use [Hub.Shutdown] to let clients see the 1001 close.
+// has exited. Use [Hub.Shutdown] to let clients see the 1001 close. With
+// Options.Store, Close still waits up to WriteTimeout for the messages
+// queued for the Store to be written.
 func (h *Hub) Close() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := h.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	flush, cancelFlush := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
+	defer cancelFlush()
+	if err := h.shutdown(ctx, flush); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
@@ -564,8 +587,16 @@ func (h *Hub) applyMessageLocked(m *Message) {
 		if to != nil && to.c != nil && to != from {
 			to.c.enqueue(frame)
 		}
+		h.storeLocked(m, from)
 		return
 	}
+	h.addHistoryLocked(m, obj)
+	h.storeLocked(m, nil)
+	h.fanoutLocked(obj, false)
+}
+
+// addHistoryLocked adds m, a public message encoded as obj, to the history.
+func (h *Hub) addHistoryLocked(m *Message, obj []byte) {
 	if n := h.opts.HistorySize; n > 0 {
 		e := historyEntry{msg: *m, json: obj}
 		if len(h.history) < n {
@@ -576,7 +607,6 @@ func (h *Hub) applyMessageLocked(m *Message) {
 		}
 		h.historyMsg = nil
 	}
-	h.fanoutLocked(obj, false)
 }
 
 // fanoutLocked frames payload once and queues it for every local member;

@@ -125,6 +125,18 @@ type Options struct {
 	// which costs nothing extra.
 	Broker Broker
 
+	// Store, if set, keeps the room's messages, public and private, beyond
+	// the life of the process; see [Store]. NewHub reads the last
+	// HistorySize messages from it, so that a restart loses no history,
+	// and, without a Broker, numbers its messages on from the Store's last
+	// ID, so that IDs never repeat. Every message is then written to the
+	// Store in the background, many at a time (group commit), so that
+	// fan-out never waits for it; see [Hub.Shutdown] for what happens to
+	// messages still waiting when the hub stops. Each call to the Store is
+	// bounded by WriteTimeout. Nil means the room's messages live in
+	// memory only, which costs nothing extra.
+	Store Store
+
 	// Logger receives lifecycle events at Debug and unexpected failures at
 	// Warn, never one line per message. Nil means [slog.Default].
 	Logger *slog.Logger

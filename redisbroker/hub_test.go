@@ -45,13 +45,16 @@ func (in *instance) Open(room string, deliver func(chat.Event)) (chat.Link, erro
 // startInstance starts a hub named "lobby" on a new Broker of s.
 func startInstance(t testing.TB, s *redisServer, opts Options) *instance {
 	t.Helper()
+	return startInstanceWith(t, s, opts, chat.Options{})
+}
+
+// startInstanceWith starts a hub named "lobby" on a new Broker of s, with
+// hubOpts for the rest.
+func startInstanceWith(t testing.TB, s *redisServer, opts Options, hubOpts chat.Options) *instance {
+	t.Helper()
 	in := &instance{broker: New(s.Client(), opts)}
-	in.hub = chat.NewHub(chat.Options{
-		Name:      "lobby",
-		RateLimit: -1,
-		Broker:    in,
-		Logger:    opts.Logger,
-	})
+	hubOpts.Name, hubOpts.RateLimit, hubOpts.Broker, hubOpts.Logger = "lobby", -1, in, opts.Logger
+	in.hub = chat.NewHub(hubOpts)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(in.hub))
 	hs := httptest.NewServer(mux)
