@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -105,14 +106,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "chat: origin "+r.Header.Get("Origin")+" not allowed", http.StatusForbidden)
 		return
 	}
-	name, fromAuth := queryParam(r.URL.RawQuery, "username"), false
+	name, ok := queryParam(r.URL.RawQuery, "username")
+	var nameErr error // the name cannot be had: refuse the join at once
+	if !ok {
+		nameErr = errorf(ErrInvalidName, "%s", errTextBadQuery)
+	}
+	fromAuth := false
 	if h.opts.Authenticate != nil && websocket.IsWebSocketUpgrade(r) {
 		var err error
 		if name, err = h.opts.Authenticate(r); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		fromAuth = true
+		nameErr, fromAuth = nil, true
 	}
 	hj := &hijacker{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hj, r, nil)
@@ -131,13 +137,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// From here on the outbox writes everything, the 101 response first.
 	// When the name is known already, the response waits for the join's
 	// outcome; otherwise the client waits for it before it sends its join.
-	nameInFrame := name == "" && !fromAuth
+	nameInFrame := name == "" && !fromAuth && nameErr == nil
 	hc.c = c
 	h.out.mu.Lock()
 	h.out.greetLocked(c, hc.resp, !nameInFrame)
 	h.out.mu.Unlock()
 	hc.resp = nil
-	go c.serve(name, nameInFrame)
+	go c.serve(name, nameErr, nameInFrame)
 }
 
 // A hijacker hands gorilla's upgrader a hijackedConn in place of the
@@ -208,24 +214,25 @@ func (hc *hijackedConn) SetWriteDeadline(time.Time) error { return nil }
 // SetDeadline sets only the read deadline; see SetWriteDeadline.
 func (hc *hijackedConn) SetDeadline(t time.Time) error { return hc.Conn.SetReadDeadline(t) }
 
-// queryParam returns the first value of key in the raw query, as
-// url.Values.Get would, without building the map of every parameter.
-func queryParam(raw, key string) string {
+// queryParam returns the first value of key in the raw query ("" if
+// there is none), without building the map of every parameter as
+// url.ParseQuery would. ok is false if that value is malformed: it fails
+// to percent-decode, or holds a semicolon, which url.ParseQuery refuses.
+func queryParam(raw, key string) (v string, ok bool) {
 	for raw != "" {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
-		if strings.Contains(part, ";") {
-			continue // url.ParseQuery refuses these
-		}
 		k, v, _ := strings.Cut(part, "=")
 		if k, err := url.QueryUnescape(k); err != nil || k != key {
 			continue
 		}
-		if v, err := url.QueryUnescape(v); err == nil {
-			return v
+		if strings.Contains(v, ";") {
+			return "", false
 		}
+		v, err := url.QueryUnescape(v)
+		return v, err == nil
 	}
-	return ""
+	return "", true
 }
 
 // checkOrigin allows requests without an Origin header, from the server's
@@ -265,14 +272,15 @@ type client struct {
 	// The read side. br is gorilla's read buffer. A member's reader may
 	// park the connection with the hub's poller and end; a new reader
 	// goroutine resumes where it stopped (see poller).
-	br     *bufio.Reader
-	name   string  // the member's name, once joined
-	lim    *bucket // the rate limit, if any
-	rstate atomic.Int32
-	noPark atomic.Bool  // the connection is ending: its reader must not park
-	readBy atomic.Int64 // the read deadline, Unix ns, for the poller
-	pl     *poller      // the poller c is registered with, if any
-	pid    uint64       // c's id with pl (guarded by pl.mu)
+	br      *bufio.Reader
+	name    string  // the member's name, while a member
+	lim     *bucket // the rate limit, if any
+	rstate  atomic.Int32
+	ending  atomic.Bool  // the connection is ending: see wake
+	readBy  atomic.Int64 // the read deadline, Unix ns, for the poller
+	fixedBy atomic.Int64 // a read deadline nothing extends, Unix ns, or 0: see fixReadBy
+	pl      *poller      // the poller c is registered with, if any
+	pid     uint64       // c's id with pl (guarded by pl.mu)
 
 	// Owned by h.mu.
 	member *member
@@ -337,10 +345,10 @@ const (
 )
 
 // serve is the connection's reader: it joins (as name, or with the name
-// its first frame asks for if nameInFrame), then reads, validates and
-// publishes frames until the connection ends (see readFrames), then leaves
-// and cleans up (end).
-func (c *client) serve(name string, nameInFrame bool) {
+// its first frame asks for if nameInFrame, or not at all if nameErr says
+// why), then reads, validates and publishes frames until the connection
+// ends (see readFrames), then leaves and cleans up (end).
+func (c *client) serve(name string, nameErr error, nameInFrame bool) {
 	h := c.h
 	c.ws.SetReadLimit(h.opts.ReadLimit)
 	c.ws.SetPingHandler(func(data string) error {
@@ -361,16 +369,24 @@ func (c *client) serve(name string, nameInFrame bool) {
 	})
 
 	if nameInFrame {
-		_ = c.nc.SetReadDeadline(time.Now().Add(h.opts.JoinTimeout))
+		// The join frame is due within JoinTimeout, which pings and pongs
+		// do not extend (unless the close grace has begun already).
+		joinBy := time.Now().Add(h.opts.JoinTimeout).UnixNano()
+		c.fixedBy.CompareAndSwap(0, joinBy)
+		c.extendRead()
 		n, ok := c.readJoin()
 		if !ok {
 			c.end()
 			return
 		}
+		c.fixedBy.CompareAndSwap(joinBy, 0)
 		name = n
 	}
 	c.extendRead()
-	valid, err := ValidateUsername(name)
+	valid, err := name, nameErr
+	if err == nil {
+		valid, err = ValidateUsername(name)
+	}
 	if err == nil {
 		err = h.join(context.Background(), c, valid)
 	}
@@ -401,11 +417,14 @@ func (c *client) read(mayPark bool) {
 	}
 }
 
-// wake makes sure a goroutine reads the connection, which is ending (it
-// has been closed, or its close frame is out and the client's reply or the
-// read deadline is awaited): the reader neither parks nor stays parked.
+// wake makes sure a goroutine reads the connection, which is ending: it
+// has been closed, or its read deadline has passed, or the server has
+// decided to close it and the client's close reply is awaited for the
+// close grace. The reader neither parks nor stays parked; the member
+// leaves at once, and what the client sends from now on is discarded (see
+// quit).
 func (c *client) wake() {
-	c.noPark.Store(true)
+	c.ending.Store(true)
 	if c.rstate.CompareAndSwap(rParked, rRunning) {
 		go c.resume()
 	}
@@ -418,16 +437,11 @@ func (c *client) closeConn() {
 	c.wake()
 }
 
-// end cleans up after the reader: the member leaves, the writer finishes,
-// and the connection is closed and forgotten.
+// end cleans up after the reader: the member leaves (if it has not yet),
+// the writer finishes, and the connection is closed and forgotten.
 func (c *client) end() {
 	h := c.h
-	if c.name != "" {
-		h.leave(c)
-		if h.opts.OnLeave != nil {
-			h.opts.OnLeave(c.name)
-		}
-	}
+	c.leave()
 	c.closeWith(closeNoFrame, "")
 	<-c.done
 	c.nc.Close()
@@ -440,7 +454,7 @@ func (c *client) end() {
 // park hands the connection, with nothing left in its read buffer, to the
 // hub's poller and reports whether it did: the reader must then return.
 func (c *client) park() bool {
-	if c.rc == nil || c.br == nil || c.br.Buffered() > 0 || c.noPark.Load() {
+	if c.rc == nil || c.br == nil || c.br.Buffered() > 0 || c.ending.Load() {
 		return false
 	}
 	if c.pl == nil {
@@ -455,7 +469,21 @@ func (c *client) park() bool {
 // requested name. On anything else it refuses the connection.
 func (c *client) readJoin() (string, bool) {
 	typ, data, err := c.ws.ReadMessage()
+	if c.ending.Load() {
+		// The server is closing already (shutting down): the frame, if
+		// any, is discarded.
+		if err == nil {
+			c.awaitClose()
+		}
+		return "", false
+	}
 	if err != nil {
+		if isTimeout(err) {
+			// JoinTimeout. gorilla's reader is spent after a timeout, so
+			// the client's close reply is awaited on the socket itself.
+			c.closeWithError(fmt.Errorf(errTextJoinTimeout, c.h.opts.JoinTimeout))
+			c.drain()
+		}
 		return "", false
 	}
 	if typ != websocket.TextMessage {
@@ -474,10 +502,43 @@ func (c *client) readJoin() (string, bool) {
 }
 
 // refuse sends an error frame and closes with 1008, then waits for the
-// client's close reply (or the grace timeout) so the frames arrive.
+// client's close reply (see awaitClose) so the frames arrive.
 func (c *client) refuse(err error) {
+	c.closeWithError(err)
+	c.awaitClose()
+}
+
+// closeWithError queues an error frame with err's text and a 1008 close.
+func (c *client) closeWithError(err error) {
 	c.sendError(publicText(err))
 	c.closeWith(closePolicy, truncate(publicText(err), 100))
+}
+
+// quit ends the member's part once the server has decided to close the
+// connection (evicted as too slow, shut down, ...): the member leaves at
+// once, and what the client still sends is discarded (see awaitClose).
+func (c *client) quit() {
+	c.leave()
+	c.awaitClose()
+}
+
+// leave makes the member, if c is one, leave the room and announces it.
+func (c *client) leave() {
+	if c.name == "" {
+		return
+	}
+	h, name := c.h, c.name
+	c.name = ""
+	h.leave(c)
+	if h.opts.OnLeave != nil {
+		h.opts.OnLeave(name)
+	}
+}
+
+// awaitClose reads and discards what the client sends after the server
+// has decided to close, until its close reply or the end of the close
+// grace, which nothing the client sends extends (see fixReadBy).
+func (c *client) awaitClose() {
 	for {
 		if _, _, err := c.ws.NextReader(); err != nil {
 			return
@@ -489,8 +550,34 @@ func (c *client) sendError(text string) {
 	c.enqueue(textFrame(appendError(nil, text)))
 }
 
+// extendRead gives the client ReadTimeout more to send its next frame or
+// pong; but while a fixed deadline is set (see fixReadBy) it keeps that.
 func (c *client) extendRead() {
-	t := time.Now().Add(c.h.opts.ReadTimeout)
+	for {
+		by := c.fixedBy.Load()
+		if by == 0 {
+			c.setReadBy(time.Now().Add(c.h.opts.ReadTimeout))
+		} else {
+			c.setReadBy(time.Unix(0, by))
+		}
+		if c.fixedBy.Load() == by {
+			return
+		}
+		// Fixed meanwhile by another goroutine, whose deadline this
+		// one may have replaced: set it again.
+	}
+}
+
+// fixReadBy sets a read deadline, t, that frames, pings and pongs do not
+// extend: the end of the join wait, or of the close grace once the server
+// has decided to close the connection. It may be called from any
+// goroutine.
+func (c *client) fixReadBy(t time.Time) {
+	c.fixedBy.Store(t.UnixNano())
+	c.setReadBy(t)
+}
+
+func (c *client) setReadBy(t time.Time) {
 	c.readBy.Store(t.UnixNano())
 	_ = c.nc.SetReadDeadline(t)
 }
@@ -501,6 +588,10 @@ func (c *client) extendRead() {
 func (c *client) readFrames(mayPark bool) bool {
 	h := c.h
 	for {
+		if c.ending.Load() {
+			c.quit()
+			return true
+		}
 		if mayPark && c.park() {
 			return false
 		}
@@ -514,6 +605,9 @@ func (c *client) readFrames(mayPark bool) bool {
 				h.log.Debug("chat: read failed", "user", c.name, "err", err)
 			}
 			return true
+		}
+		if c.ending.Load() {
+			continue // the server is closing: the frame is discarded
 		}
 		c.extendRead()
 		if c.lim != nil && !c.lim.allow(time.Now()) {
@@ -571,7 +665,12 @@ func (c *client) drain() {
 }
 
 func isExpectedReadError(err error) bool {
-	var ne net.Error
 	return websocket.IsCloseError(err, closeNormal, closeGoingAway, websocket.CloseNoStatusReceived) ||
-		errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && ne.Timeout())
+		errors.Is(err, net.ErrClosed) || isTimeout(err)
+}
+
+// isTimeout reports whether err is a read deadline's passing.
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }

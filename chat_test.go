@@ -417,6 +417,8 @@ func TestRefusedJoins(t *testing.T) {
 		{"message before join", "", `{"type":"message","body":"hi"}`, "join first"},
 		{"garbage before join", "", `hello`, "invalid JSON"},
 		{"join without name", "", `{"type":"join"}`, "username"},
+		{"malformed query", "username=%ZZbob", "", "malformed ?username="},
+		{"malformed query, second", "x=1&username=bob%", "", "malformed ?username="},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

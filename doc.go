@@ -93,9 +93,10 @@
 //
 // Bad input gets a clear error and disturbs nobody else:
 //
-//   - A taken, invalid or reserved name, a frame other than join before
-//     joining, or a full room (Options.MaxUsers): an error frame, then close
-//     1008.
+//   - A taken, invalid or reserved name, a ?username= that fails to
+//     percent-decode (answered at once), a frame other than join before
+//     joining, no join frame within Options.JoinTimeout, or a full room
+//     (Options.MaxUsers): an error frame, then close 1008.
 //   - Invalid JSON, trailing data after the object, an unknown type, an
 //     empty or oversized body (Options.MaxBodyBytes), a private message to
 //     someone absent, a second join, a binary frame, invalid UTF-8, or a
@@ -120,6 +121,15 @@
 // freed and its leave announced. Every write has Options.WriteTimeout.
 // Compression is not negotiated: a compressed frame under the read limit
 // could inflate to megabytes.
+//
+// Once the server has decided to close a connection (too slow, a refused
+// join, [Hub.Shutdown]), the member leaves at once: its leave is announced,
+// its name is free, and whatever it sends from then on is discarded, never
+// published. (A reader blocked in the middle of a frame, or, without the
+// poller (see Concurrency), in its read, notices at the client's next
+// frame, or when the grace ends.) The client then has a grace of 2 seconds
+// to answer the close frame; pings and frames do not extend it, and after
+// it the connection is dropped.
 //
 // # Origins
 //
@@ -156,7 +166,10 @@
 //
 // [Hub.Shutdown] refuses new connections with 503, sends every client a
 // 1001 (going away) close frame and waits until every connection has
-// closed and every goroutine has exited, or until its context ends.
+// closed and every goroutine has exited, or until its context ends. A
+// client that does not answer the close frame is dropped after the close
+// grace of 2 seconds (see Limits and slow clients), so it does not hold up
+// the shutdown.
 // [http.Server.Shutdown] does not wait for hijacked connections such as
 // WebSockets, so call Hub.Shutdown first. [Hub.Close] closes everything at
 // once.

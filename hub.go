@@ -154,7 +154,9 @@ func (h *Hub) Post(ctx context.Context, body string) error {
 // Shutdown stops the hub gracefully: new connections are refused with 503,
 // every client is sent a 1001 (going away) close frame, and Shutdown waits
 // until every connection is closed and every goroutine of the hub has
-// exited, or until ctx ends, whichever comes first. If ctx ends first, the
+// exited, or until ctx ends, whichever comes first. A client that does not
+// answer the close frame is dropped after a grace of 2 seconds, whatever it
+// sends meanwhile. If ctx ends first, the
 // remaining connections are closed at once and Shutdown returns ctx.Err()
 // after their goroutines exit. Shutdown may be called more than once.
 //

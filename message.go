@@ -51,6 +51,8 @@ const MaxUsernameRunes = 32
 // Error-frame texts are part of the wire contract; they are all here.
 const (
 	errTextJoinFirst   = "join first: the first frame must be {\"type\":\"join\",\"username\":...}"
+	errTextJoinTimeout = "join timeout: no join frame within %v"
+	errTextBadQuery    = "invalid username: malformed ?username= query"
 	errTextJoined      = "already joined"
 	errTextJSON        = "invalid JSON: each frame must hold one JSON object"
 	errTextBinary      = "binary frames are not supported: send JSON in text frames"

@@ -182,19 +182,25 @@ func TestFrames(t *testing.T) {
 	}
 }
 
-// TestQueryParam: queryParam agrees with url.Values.Get.
+// TestQueryParam: queryParam agrees with url.Values.Get, except that a
+// malformed first value of the key is reported rather than skipped.
 func TestQueryParam(t *testing.T) {
 	for _, raw := range []string{
 		"", "username=alice", "a=1&username=bob&username=carol", "username=", "username",
-		"x=1;username=eve&username=dan", "user%6Eame=ann", "username=%41nn+B", "username=%zz&username=ok",
+		"x=1;username=eve&username=dan", "user%6Eame=ann", "username=%41nn+B", "user%zz=x&username=ok",
 		"username=a%3Db&b=2", "&&username=z&", "usernamex=no&username=yes",
 	} {
 		want := ""
 		if v, err := url.ParseQuery(raw); err == nil || v != nil {
 			want = v.Get("username")
 		}
-		if got := queryParam(raw, "username"); got != want {
-			t.Errorf("queryParam(%q) = %q, want %q", raw, got, want)
+		if got, ok := queryParam(raw, "username"); got != want || !ok {
+			t.Errorf("queryParam(%q) = %q, %v; want %q, true", raw, got, ok, want)
+		}
+	}
+	for _, raw := range []string{"username=%zz&username=ok", "username=%ZZbob", "a=1&username=bob%", "username=a;b", "user%6Eame=%"} {
+		if got, ok := queryParam(raw, "username"); ok {
+			t.Errorf("queryParam(%q) = %q, true; want malformed", raw, got)
 		}
 	}
 }

@@ -57,7 +57,8 @@ type Options struct {
 	// reconnecting after a restart) the hub holds them back to write them
 	// together, so a connection may be up to 16×SendQueue of them behind.
 	// The hub never waits for a client: one that falls further behind is
-	// disconnected with 1008 ("too slow") and its leave is announced; every
+	// disconnected with 1008 ("too slow") and leaves at once (its leave is
+	// announced, and nothing it sends afterwards is published); every
 	// other client keeps a complete stream. Broadcast frames are stored once
 	// per hub, not per connection, so a long queue costs no memory per
 	// client. Zero means 4096.
@@ -81,7 +82,9 @@ type Options struct {
 	WriteTimeout time.Duration
 
 	// JoinTimeout is how long a connection without ?username= has to send its
-	// join frame. Zero means 10 s.
+	// join frame; pings and pongs do not extend it. A connection that has
+	// not sent it by then gets an error frame and is closed with 1008. Zero
+	// means 10 s.
 	JoinTimeout time.Duration
 
 	// OriginPatterns lists the browser origins, besides the server's own,

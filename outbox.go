@@ -338,6 +338,11 @@ func (o *outbox) closeFrameLocked(c *client, frame []byte) {
 	c.snap = nil // the log is written up to the close instead
 	if frame != nil {
 		c.priv = append(c.priv, privFrame{at: o.end, b: frame})
+		// The server has decided to close: the client has the close
+		// grace to answer, which nothing it sends extends, and the
+		// member leaves now (its reader, woken, does that).
+		c.fixReadBy(time.Now().Add(closeGraceTimeout))
+		c.wake()
 	}
 	if c.state == wIdle && !o.pendingLocked(c) {
 		o.finishLocked(c)
@@ -786,7 +791,7 @@ func (o *outbox) doneLocked(c *client, b *batch, err error) {
 	}
 	if b.final {
 		// The close frame is out; give the client a moment to answer.
-		_ = c.nc.SetReadDeadline(time.Now().Add(closeGraceTimeout))
+		c.fixReadBy(time.Now().Add(closeGraceTimeout))
 		c.wake()
 		o.finishLocked(c)
 		return

@@ -126,7 +126,7 @@ func (p *poller) fire(pid uint64) {
 		return // gone, or woken meanwhile
 	}
 	// rPolling: the socket is this goroutine's until the state changes.
-	if !c.parkedControl() || c.noPark.Load() {
+	if !c.parkedControl() || c.ending.Load() {
 		c.rstate.Store(rRunning)
 		go c.resume()
 		return
@@ -227,7 +227,7 @@ func (p *poller) sweep() {
 // then end. If not, the reader goes on reading.
 func (p *poller) park(c *client) bool {
 	c.rstate.Store(rParked)
-	if c.noPark.Load() || !p.arm(c) {
+	if c.ending.Load() || !p.arm(c) {
 		// Read on, unless a wake has started another reader meanwhile.
 		return !c.rstate.CompareAndSwap(rParked, rRunning)
 	}

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
@@ -195,21 +197,20 @@ func TestHistoryOff(t *testing.T) {
 	}
 }
 
-// TestServe runs the program's serve on a free port: it prints the real
-// URL, chats, and on cancel closes clients with 1001 and returns nil.
-func TestServe(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
+// startServe runs the program's serve on a free port until ctx is done and
+// returns the page URL it printed and the channel serve's result arrives on.
+func startServe(t *testing.T, ctx context.Context) (page string, done <-chan error) {
+	t.Helper()
 	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, w := io.Pipe()
-	done := make(chan error, 1)
+	errc := make(chan error, 1)
 	go func() {
 		err := serve(ctx, cfg, w)
 		w.Close()
-		done <- err
+		errc <- err
 	}()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
@@ -221,7 +222,15 @@ func TestServe(t *testing.T) {
 	if len(fields) < 4 || !strings.HasPrefix(fields[3], "http://127.0.0.1:") || strings.HasSuffix(fields[3], ":0/") {
 		t.Fatalf("printed %q, want the real URL", line)
 	}
-	page := fields[3]
+	return fields[3], errc
+}
+
+// TestServe runs the program's serve on a free port: it prints the real
+// URL, chats, and on cancel closes clients with 1001 and returns nil.
+func TestServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	page, done := startServe(t, ctx)
 	resp, err := http.Get(page)
 	if err != nil {
 		t.Fatal(err)
@@ -237,5 +246,58 @@ func TestServe(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("serve: %v", err)
+	}
+}
+
+// TestServeZombie: a client that never answers the close frame and keeps
+// pinging does not hold up the shutdown: the server drops it after a short
+// grace and serve returns nil, so the program exits with status 0.
+func TestServeZombie(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	page, done := startServe(t, ctx)
+	ws, _, err := websocket.DefaultDialer.Dial(chattest.WSURL(page)+"ws?username=zombie", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.SetCloseHandler(func(int, string) error { return nil }) // never answers
+	closed := make(chan int, 1)
+	go func() { // reads until the close frame
+		for {
+			_ = ws.SetReadDeadline(time.Now().Add(chattest.Timeout))
+			if _, _, err := ws.ReadMessage(); err != nil {
+				ce, _ := errors.AsType[*websocket.CloseError](err)
+				code := -1
+				if ce != nil {
+					code = ce.Code
+				}
+				closed <- code
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // pings until the server drops the connection
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second)) != nil {
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve with a zombie client: %v, want nil", err)
+	}
+	if code := <-closed; code != websocket.CloseGoingAway {
+		t.Errorf("close code on shutdown = %d, want 1001", code)
 	}
 }
