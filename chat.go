@@ -38,8 +38,9 @@ const (
 // client's first frame.
 //
 // Responses before the upgrade: 400 for a request that is not a WebSocket
-// upgrade, 401 when Authenticate fails, 403 for a cross-origin request not
-// allowed by Options.OriginPatterns, and 503 after the hub has shut down.
+// upgrade, 401 when Authenticate fails, 403 for a Host not allowed by
+// Options.AllowedHosts or a cross-origin request not allowed by
+// Options.OriginPatterns, and 503 after the hub has shut down.
 //
 // ServeHTTP returns as soon as the connection is upgraded; the connection
 // then belongs to the hub, which closes it on [Hub.Shutdown]. When the
@@ -102,6 +103,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, ErrHubClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	if !h.checkHost(r) {
+		http.Error(w, "chat: host "+r.Host+" not allowed", http.StatusForbidden)
+		return
+	}
 	if !h.checkOrigin(r) {
 		http.Error(w, "chat: origin "+r.Header.Get("Origin")+" not allowed", http.StatusForbidden)
 		return
@@ -161,6 +166,12 @@ func (hj *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// net/http leaves the deadlines of its ReadTimeout and WriteTimeout
+	// on the hijacked connection. The hub sets its own read deadlines, but
+	// the outbox's writes that do not block (writeNow) set none and fail
+	// once a stale one has passed, so clear both. (It fails only on a
+	// closed connection, where the next read or write fails too.)
+	_ = nc.SetDeadline(time.Time{})
 	hj.conn = &hijackedConn{Conn: nc}
 	if brw.Reader.Buffered() == 0 {
 		// gorilla reads through a small buffer of ours (the upgrader's
@@ -235,6 +246,26 @@ func queryParam(raw, key string) (v string, ok bool) {
 	return "", true
 }
 
+// checkHost allows any host if Options.AllowedHosts is empty, else only
+// hosts that match one of its patterns.
+func (h *Hub) checkHost(r *http.Request) bool {
+	if len(h.opts.AllowedHosts) == 0 {
+		return true
+	}
+	return matchHost(h.opts.AllowedHosts, r.Host)
+}
+
+// matchHost reports whether host matches one of patterns, case-insensitively.
+func matchHost(patterns []string, host string) bool {
+	host = strings.ToLower(host)
+	for _, p := range patterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // checkOrigin allows requests without an Origin header, from the server's
 // own host, and from hosts matching Options.OriginPatterns.
 func (h *Hub) checkOrigin(r *http.Request) bool {
@@ -250,12 +281,7 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 	if host == strings.ToLower(r.Host) {
 		return true
 	}
-	for _, p := range h.opts.OriginPatterns {
-		if ok, _ := path.Match(strings.ToLower(p), host); ok {
-			return true
-		}
-	}
-	return false
+	return matchHost(h.opts.OriginPatterns, host)
 }
 
 // A client is one connection. Its reader goroutine (serve) owns the read

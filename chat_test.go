@@ -1,6 +1,7 @@
 package chat_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -81,7 +83,14 @@ func startServer(t testing.TB, opts chat.Options) *testServer {
 // test ends.
 func serveHub(t testing.TB, hub *chat.Hub, h http.Handler, path string) *testServer {
 	t.Helper()
-	hs := httptest.NewServer(h)
+	return startHTTP(t, hub, httptest.NewUnstartedServer(h), path)
+}
+
+// startHTTP starts hs, whose handler attaches connections to hub at path,
+// and closes it when the test ends.
+func startHTTP(t testing.TB, hub *chat.Hub, hs *httptest.Server, path string) *testServer {
+	t.Helper()
+	hs.Start()
 	t.Cleanup(func() {
 		// The hub first: httptest does not track hijacked connections.
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
@@ -1015,4 +1024,116 @@ func TestServerBehindMiddleware(t *testing.T) {
 	c := s.joinAs(t, "alice")
 	c.say("hi")
 	diff(t, "alice's echo", []frame{msg("alice", "hi")}, c.nextN(1))
+}
+
+// TestHTTPServerTimeouts: deadlines set on the connection before the
+// upgrade, such as those of an http.Server's ReadTimeout and WriteTimeout,
+// bound the upgrade request only: members chat on long after they have
+// passed. net/http clears its own at the hijack, but a Hijacker need not
+// (net/http did not before golang/go#8296), so the server clears them.
+func TestHTTPServerTimeouts(t *testing.T) {
+	t.Parallel()
+	const httpTimeout = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		wrap  func(http.Handler) http.Handler
+		setup func(*http.Server)
+	}{
+		{"http.Server timeouts", func(h http.Handler) http.Handler { return h }, func(hs *http.Server) {
+			hs.ReadTimeout, hs.WriteTimeout = httpTimeout, httpTimeout
+		}},
+		{"Hijacker leaving deadlines", func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(staleDeadlines{w, httpTimeout}, r)
+			})
+		}, func(*http.Server) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hub := chat.NewHub(chat.Options{
+				PingInterval: 20 * time.Millisecond,
+				ReadTimeout:  ioTimeout, // alice does not answer pings while bob waits
+				Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+			})
+			hs := httptest.NewUnstartedServer(tc.wrap(chat.NewServer(hub)))
+			tc.setup(hs.Config)
+			s := startHTTP(t, hub, hs, "/ws")
+			alice := s.joinAs(t, "alice")
+			bob := s.joinAs(t, "bob")
+			diff(t, "alice's frame", join("bob"), alice.next())
+
+			// Wait for several times httpTimeout by reading bob's pings
+			// (the server's writes), then send.
+			start := time.Now()
+			sent := false
+			bob.ws.SetPingHandler(func(data string) error {
+				if !sent && time.Since(start) > 5*httpTimeout {
+					sent = true
+					bob.say("still here")
+				}
+				return bob.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(ioTimeout))
+			})
+			diff(t, "bob's frame", msg("bob", "still here"), bob.next())
+			diff(t, "alice's frame", msg("bob", "still here"), alice.next())
+			alice.say("me too")
+			diff(t, "bob's frame", msg("alice", "me too"), bob.next())
+			diff(t, "alice's frame", msg("alice", "me too"), alice.next())
+		})
+	}
+}
+
+// staleDeadlines is middleware whose Hijack leaves read and write
+// deadlines d away on the connection.
+type staleDeadlines struct {
+	http.ResponseWriter
+	d time.Duration
+}
+
+func (s staleDeadlines) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err == nil {
+		_ = nc.SetDeadline(time.Now().Add(s.d))
+	}
+	return nc, brw, err
+}
+
+// TestAllowedHosts: an upgrade addressed to a Host outside
+// Options.AllowedHosts is refused with 403, even when its Origin is the
+// same host (DNS rebinding); allowed hosts, by pattern, get through.
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, chat.Options{AllowedHosts: []string{"LOCALHOST:*", "127.0.0.1:*", `\[::1\]:*`}})
+	port := strings.TrimPrefix(s.http.URL, "http://127.0.0.1:")
+	tests := []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, http.StatusSwitchingProtocols},
+		{"localhost:" + port, http.StatusSwitchingProtocols},
+		{"[::1]:" + port, http.StatusSwitchingProtocols},
+		{"evil.example:" + port, http.StatusForbidden},
+		{"localhost.evil.example:" + port, http.StatusForbidden},
+		{"localhost", http.StatusForbidden},
+	}
+	for i, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			h := http.Header{"Origin": {"http://" + tc.host}, "Host": {tc.host}}
+			ws, resp, err := websocket.DefaultDialer.Dial(s.url+"?username=u"+strconv.Itoa(i), h)
+			if ws != nil {
+				ws.Close()
+			}
+			if resp == nil {
+				t.Fatalf("no response: %v", err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == http.StatusForbidden {
+				body, _ := io.ReadAll(resp.Body)
+				if want := "chat: host " + tc.host + " not allowed\n"; string(body) != want {
+					t.Errorf("body = %q, want %q", body, want)
+				}
+			}
+		})
+	}
 }

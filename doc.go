@@ -139,6 +139,13 @@
 // others get 403. Options.OriginPatterns allows more hosts, e.g.
 // "localhost:8080" or "*.example.com".
 //
+// Same-origin means the Origin's host equals the request's Host, which the
+// browser takes from the URL: after DNS rebinding (a name of the attacker's
+// re-pointed at 127.0.0.1 or a private address) a hostile page is
+// same-origin with your server. Servers reached on such addresses should
+// set Options.AllowedHosts, e.g. "localhost:8080" and "127.0.0.1:8080";
+// upgrades addressed to any other Host then get 403.
+//
 // # Concurrency
 //
 // Hub and Server are safe for concurrent use. Each hub has one lock; an

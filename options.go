@@ -97,6 +97,17 @@ type Options struct {
 	// as `\[::1\]:8080`.
 	OriginPatterns []string
 
+	// AllowedHosts lists the hosts a client may address: host patterns,
+	// matched as OriginPatterns are, case-insensitively with [path.Match],
+	// against the request's Host (host[:port]), e.g. "localhost:8080",
+	// `\[::1\]:*` or "chat.example.com". An upgrade whose Host matches
+	// none gets 403 (Forbidden). Empty means any host. Set it on servers
+	// that browsers reach on a loopback or private address: the origin
+	// check compares Origin with Host, so a page of evil.example whose name
+	// the attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin
+	// unless the Host evil.example is refused.
+	AllowedHosts []string
+
 	// Authenticate, if set, is called with each upgrade request before the
 	// upgrade. A non-nil error refuses the request with 401 and the error's
 	// text. Otherwise the returned username is the connection's name; it
@@ -164,6 +175,7 @@ const (
 // default. It is the only place defaults are applied.
 func (o Options) withDefaults() Options {
 	o.OriginPatterns = slices.Clone(o.OriginPatterns)
+	o.AllowedHosts = slices.Clone(o.AllowedHosts)
 	if o.Name == "" {
 		o.Name = defaultName
 	}
