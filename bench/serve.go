@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // serveEnv names the environment variable that turns this binary (or the
@@ -86,7 +87,9 @@ func serveMain(name string) int {
 		return 1
 	}
 	fmt.Printf("LISTEN %s\n", ln.Addr())
-	srv := &http.Server{Handler: mux}
+	// Timeouts for the HTTP side only (every target gets the same); the
+	// WebSocket connections are the targets' own business.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go srv.Serve(ln) //nolint:errcheck // ends when the process exits
 
 	done := make(chan struct{})

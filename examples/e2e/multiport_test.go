@@ -32,7 +32,7 @@ func serveMultiport(t *testing.T, allow int) (string, *multiportapp.App) {
 		Origins: multiportapp.Origins(run.Port(ln.Addr()), "127.0.0.1"),
 		Allow:   multiportapp.PortRange{First: allow, Last: allow},
 	})
-	main := run.Serve(ln, app.Handler())
+	main := run.Serve(ln, app.Handler(), run.Config{})
 	t.Cleanup(func() {
 		ctx := context.Background()
 		if err := app.Shutdown(ctx); err != nil {

@@ -21,7 +21,7 @@ func serveStatic(t *testing.T, addr string) (url string, stop func()) {
 		t.Fatal(err)
 	}
 	app := staticapp.New(chat.Options{})
-	srv := run.Serve(ln, app.Handler(), app.Hub())
+	srv := run.Serve(ln, app.Handler(), run.Config{}, app.Hub())
 	stopped := false
 	stop = func() {
 		if !stopped {

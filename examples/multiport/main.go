@@ -2,15 +2,18 @@
 // main server with a browser client that switches between them and can ask
 // for more.
 //
-//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-origin host:port,...]
+//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-origin host:port,...] [-hosts name,...]
 //	go run ./examples/multiport [flags] custom PORT
 //
 // The first form serves the client on -addr and starts a chat server on
 // each of -servers; the client may start more on the ports of -allow
 // (POST /api/servers). The second starts a single chat server on PORT that
 // the client at -addr can connect to. Chat servers listen on -host and
-// accept pages from the main server's origin and from -origin. SIGINT or
-// SIGTERM closes every client with 1001 (going away) and exits.
+// accept pages from the main server's origin and from -origin. Every
+// server answers only to the host names it prints (for a loopback host:
+// localhost, 127.0.0.1 and [::1]) and to -hosts, on any port, which
+// defeats DNS rebinding; other Host headers get 403. SIGINT or SIGTERM
+// closes every client with 1001 (going away) and exits.
 package main
 
 import (
@@ -45,6 +48,7 @@ type config struct {
 	servers []int
 	allow   multiportapp.PortRange
 	origins []string // extra origins
+	hosts   []string // extra host names
 	custom  int      // if not 0: run only a chat server on this port
 }
 
@@ -64,6 +68,7 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	servers := fs.String("servers", "8081,8082", "comma-separated `ports` of the chat servers to start")
 	allow := fs.String("allow", "8083-8099", "`range` of ports the UI may start chat servers on")
 	origins := fs.String("origin", "", "comma-separated extra `host:port` origins whose pages may use the chat servers")
+	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the servers answer to, besides those of -addr and -host")
 
 	var positional []string
 	for {
@@ -103,12 +108,20 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 		}
 		cfg.servers = append(cfg.servers, p)
 	}
-	for o := range strings.SplitSeq(*origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.origins = append(cfg.origins, o)
+	cfg.origins = splitList(*origins)
+	cfg.hosts = splitList(*hosts)
+	return cfg, nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for x := range strings.SplitSeq(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
 		}
 	}
-	return cfg, nil
+	return out
 }
 
 // serve runs the servers until ctx is done, then shuts them down
@@ -139,7 +152,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		return err
 	}
 	app := newApp(cfg, run.Port(ln.Addr()), mainHost)
-	mainSrv := run.Serve(ln, app.Handler())
+	mainSrv := run.Serve(ln, app.Handler(), run.Config{})
 	shutdown := func(ctx context.Context) error {
 		return errors.Join(app.Shutdown(ctx), mainSrv.Shutdown(ctx))
 	}
@@ -163,5 +176,6 @@ func newApp(cfg config, mainPort int, mainHost string) *multiportapp.App {
 		Host:    cfg.host,
 		Origins: append(multiportapp.Origins(mainPort, mainHost, cfg.host), cfg.origins...),
 		Allow:   cfg.allow,
+		Hosts:   append(run.HostNames(mainHost, cfg.host), cfg.hosts...),
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/hubchat/chat/examples/internal/chattest"
 	"github.com/hubchat/chat/examples/internal/multiportapp"
+	"github.com/hubchat/chat/examples/kit/run"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }
@@ -45,6 +48,7 @@ func TestParseArgs(t *testing.T) {
 				c.addr, c.servers, c.allow = ":0", []int{9001, 9002, 9003}, multiportapp.PortRange{First: 9100, Last: 9100}
 			})},
 		{"no servers", []string{"-servers", ""}, with(func(c *config) { c.servers = nil })},
+		{"hosts", []string{"-hosts", "chat.example, 10.0.0.2,"}, with(func(c *config) { c.hosts = []string{"chat.example", "10.0.0.2"} })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,16 +83,20 @@ func TestOrigins(t *testing.T) {
 // the given port range, and shuts everything down at cleanup.
 func startApp(t *testing.T, allow multiportapp.PortRange) (*multiportapp.App, string) {
 	t.Helper()
+	return startAppWith(t, multiportapp.Config{Allow: allow})
+}
+
+// startAppWith is startApp with more of the app's Config.
+func startAppWith(t *testing.T, cfg multiportapp.Config) (*multiportapp.App, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Chat servers accept the main page's origin, as the program sets up.
-	app := multiportapp.New(multiportapp.Config{
-		Host:    "127.0.0.1",
-		Origins: multiportapp.Origins(ln.Addr().(*net.TCPAddr).Port, "127.0.0.1"),
-		Allow:   allow,
-	})
+	cfg.Host = "127.0.0.1"
+	cfg.Origins = multiportapp.Origins(ln.Addr().(*net.TCPAddr).Port, "127.0.0.1")
+	app := multiportapp.New(cfg)
 	ts := httptest.NewUnstartedServer(app.Handler())
 	ts.Listener.Close()
 	ts.Listener = ln
@@ -413,4 +421,180 @@ func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.Cance
 	}
 	go io.Copy(io.Discard, out)
 	return lines, done, cancel
+}
+
+// TestDNSRebinding: a hostile page whose name is re-pointed at 127.0.0.1
+// is same-origin with the app (Host and Origin are both its own), so the
+// app refuses requests and upgrades addressed to any Host but its own
+// names, with 403; those names, on any port, and Config.Hosts work.
+func TestDNSRebinding(t *testing.T) {
+	free := chattest.FreePort(t)
+	app, base := startAppWith(t, multiportapp.Config{
+		Allow: multiportapp.PortRange{First: free, Last: free},
+		Hosts: append(run.HostNames("localhost"), "chat.example"),
+	})
+	mainPort := strings.TrimPrefix(base, "http://127.0.0.1:")
+	chatSrv, err := app.Start(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chatPort := strconv.Itoa(chatSrv.Port)
+
+	// request sends method / path to the main server addressed to host,
+	// from a page of that host, and returns the status.
+	request := func(method, path, host, body string) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		req.Header.Set("Origin", "http://"+host)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	// upgrade dials the chat server addressed to host, from a page of
+	// that host, and returns the status.
+	upgrade := func(host, name string) int {
+		t.Helper()
+		h := http.Header{"Host": {host}, "Origin": {"http://" + host}}
+		c, resp, err := chattest.DialHeader(t, chatSrv.URL+"?username="+name, h)
+		if resp == nil {
+			t.Fatalf("upgrade with Host %s: %v", host, err)
+		}
+		if c != nil {
+			c.ReadUntil("users")
+		}
+		return resp.StatusCode
+	}
+
+	for _, host := range []string{"evil.example", "localhost.evil.example", "127.0.0.1.nip.io"} {
+		for _, port := range []string{mainPort, chatPort} {
+			hp := net.JoinHostPort(host, port)
+			if got := request("POST", "/api/servers", hp, fmt.Sprintf(`{"port":%d}`, free)); got != http.StatusForbidden {
+				t.Errorf("POST /api/servers with Host %s: status %d, want 403", hp, got)
+			}
+			if got := request("GET", "/", hp, ""); got != http.StatusForbidden {
+				t.Errorf("GET / with Host %s: status %d, want 403", hp, got)
+			}
+			if got := upgrade(hp, "mallory"); got != http.StatusForbidden {
+				t.Errorf("chat upgrade with Host %s: status %d, want 403", hp, got)
+			}
+		}
+	}
+	if n := len(app.Servers()); n != 1 {
+		t.Fatalf("%d servers after the hostile requests, want 1", n)
+	}
+
+	for i, host := range []string{"127.0.0.1", "localhost", "LocalHost", "[::1]", "chat.example"} {
+		if got := request("GET", "/", host+":"+mainPort, ""); got != http.StatusOK {
+			t.Errorf("GET / with Host %s: status %d, want 200", host, got)
+		}
+		if got := upgrade(host+":"+chatPort, "user"+strconv.Itoa(i)); got != http.StatusSwitchingProtocols {
+			t.Errorf("chat upgrade with Host %s: status %d, want 101", host, got)
+		}
+	}
+	if got := request("POST", "/api/servers", "localhost:"+mainPort, fmt.Sprintf(`{"port":%d}`, free)); got != http.StatusCreated {
+		t.Errorf("POST /api/servers with Host localhost: status %d, want 201", got)
+	}
+}
+
+// serveMain serves the app's main handler as the program does, with cfg's
+// timeouts, until the test ends, and returns its address.
+func serveMain(t *testing.T, app *multiportapp.App, cfg run.Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := run.Serve(ln, app.Handler(), cfg)
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestHTTPTimeouts: the main server closes an idle keep-alive connection
+// after IdleTimeout, and cuts a request whose body trickles in after
+// ReadTimeout, without acting on it.
+func TestHTTPTimeouts(t *testing.T) {
+	free := chattest.FreePort(t)
+	app, _ := startAppWith(t, multiportapp.Config{Allow: multiportapp.PortRange{First: free, Last: free}})
+	addr := serveMain(t, app, run.Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	dial := func() (net.Conn, *bufio.Reader) {
+		t.Helper()
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(chattest.Timeout))
+		return nc, bufio.NewReader(nc)
+	}
+
+	t.Run("idle", func(t *testing.T) {
+		nc, br := dial()
+		fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("GET /: %s, close %v; want 200 and keep-alive", resp.Status, resp.Close)
+		}
+		// The server closes the idle connection (the client's deadline is
+		// chattest.Timeout, far longer).
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("read on the idle connection: %d, %v; want EOF", n, err)
+		}
+	})
+
+	t.Run("trickled body", func(t *testing.T) {
+		nc, br := dial()
+		body := fmt.Sprintf(`{"port":%d}`, free)
+		body = strings.Repeat(" ", 100-len(body)) + body // a byte every 20 ms: 2 s
+		fmt.Fprintf(nc, "POST /api/servers HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", addr, len(body))
+		stop, trickled := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(trickled)
+			tick := time.NewTicker(20 * time.Millisecond) // pacing the client, not waiting
+			defer tick.Stop()
+			for i := range len(body) {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if _, err := nc.Write([]byte{body[i]}); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(br, nil)
+		close(stop)
+		<-trickled
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			t.Fatalf("no answer within %v: the trickle was not cut", chattest.Timeout)
+		case err == nil:
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				t.Errorf("trickled POST: %s, want it cut", resp.Status)
+			}
+		} // else the server closed the connection: cut too
+		if n := len(app.Servers()); n != 0 {
+			t.Errorf("%d servers after the trickled POST, want 0", n)
+		}
+	})
 }

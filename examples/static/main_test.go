@@ -15,22 +15,25 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/chattest"
+	"github.com/hubchat/chat/examples/kit/run"
 	"github.com/hubchat/chat/examples/kit/staticapp"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }
 
 func TestParseFlags(t *testing.T) {
+	loopback := run.HostPatterns("localhost", "127.0.0.1", "::1")
 	tests := []struct {
 		name string
 		args []string
 		want config
 	}{
-		{"defaults", nil, config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50}}},
-		{"set", []string{"-addr", ":9000", "-rate", "2.5", "-history", "10"},
-			config{addr: ":9000", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10}}},
+		{"defaults", nil, config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
+		{"set", []string{"-addr", ":9000", "-rate", "2.5", "-history", "10", "-hosts", "chat.example, 10.0.0.2"},
+			config{addr: ":9000", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
+				AllowedHosts: run.HostPatterns(append(run.HostNames(""), "chat.example", "10.0.0.2")...)}}},
 		{"off", []string{"-rate", "0", "-history", "0"},
-			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1}}},
+			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1, AllowedHosts: loopback}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,6 +243,14 @@ func TestServe(t *testing.T) {
 		t.Errorf("GET %s: %s", page, resp.Status)
 	}
 	c := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
+	// DNS rebinding: a page of evil.example re-pointed at 127.0.0.1 is
+	// same-origin, but its Host is not the server's.
+	evil := "evil.example:" + strings.TrimSuffix(page[strings.LastIndex(page, ":")+1:], "/")
+	_, resp, err = chattest.DialHeader(t, chattest.WSURL(page)+"ws?username=mallory",
+		http.Header{"Host": {evil}, "Origin": {"http://" + evil}})
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("upgrade with Host %s: %v, response %v; want 403", evil, err, resp)
+	}
 	cancel()
 	if code := c.CloseCode(); code != websocket.CloseGoingAway {
 		t.Errorf("close code on shutdown = %d, want 1001", code)

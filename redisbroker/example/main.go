@@ -20,13 +20,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/examples/kit/run"
 	"github.com/hubchat/chat/examples/kit/staticapp"
 	"github.com/hubchat/chat/redisbroker"
 	"github.com/redis/go-redis/v9"
@@ -87,7 +87,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- net.A
 	// The same page and /ws endpoint as examples/static, on a shared room.
 	app := staticapp.New(chat.Options{Name: cfg.room, Broker: broker, Logger: slog.Default()})
 	hub := app.Hub()
-	hs := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := run.HTTPServer(app.Handler(), run.Config{}) // the examples' timeouts
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	host, _, _ := net.SplitHostPort(cfg.addr)

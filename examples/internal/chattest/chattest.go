@@ -125,6 +125,12 @@ func Dial(t testing.TB, url, origin string) (*Conn, *http.Response, error) {
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
+	return DialHeader(t, url, h)
+}
+
+// DialHeader is Dial with the request headers h, which may set "Host".
+func DialHeader(t testing.TB, url string, h http.Header) (*Conn, *http.Response, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
 	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, url, h)

@@ -17,7 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +58,17 @@ type Config struct {
 	// on. The zero range allows none.
 	Allow PortRange
 
+	// Hosts lists the host names the main server and the chat servers
+	// answer to, whatever the port: a request or upgrade whose Host header
+	// names another gets 403. This defeats DNS rebinding, where a hostile
+	// page's own name is re-pointed at 127.0.0.1, so that the page is
+	// same-origin with the servers. Empty means localhost, 127.0.0.1 and
+	// ::1; see [run.HostNames].
+	Hosts []string
+
+	// HTTP holds the timeouts of the chat servers' http.Servers.
+	HTTP run.Config
+
 	// Logger is passed to every hub. Nil means [slog.Default].
 	Logger *slog.Logger
 }
@@ -94,6 +105,10 @@ func New(cfg Config) *App {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if len(cfg.Hosts) == 0 {
+		cfg.Hosts = run.HostNames("localhost")
+	}
+	cfg.Hosts = slices.Clone(cfg.Hosts)
 	a := &App{cfg: cfg}
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
@@ -107,12 +122,12 @@ func New(cfg Config) *App {
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers", csrf.Handler(http.HandlerFunc(a.serveServers)))
 	mux.Handle("/", webui.Handler(sub))
-	a.handler = mux
+	a.handler = run.AllowHosts(cfg.Hosts, mux)
 	return a
 }
 
-// Handler returns the main server's handler: the client at GET /, and
-// /api/servers, where GET lists the chat servers and POST {"port":N} starts
+// Handler returns the main server's handler, for Config.Hosts only: the
+// client at GET /, and /api/servers, where GET lists the chat servers and POST {"port":N} starts
 // one on an allowed, free port and answers 201 with its [ServerInfo].
 // Errors are JSON objects {"error":"..."}.
 func (a *App) Handler() http.Handler { return a.handler }
@@ -147,11 +162,12 @@ func (a *App) Start(port int) (ServerInfo, error) {
 	hub := chat.NewHub(chat.Options{
 		Name:           info.Name,
 		OriginPatterns: quotePatterns(a.cfg.Origins),
+		AllowedHosts:   run.HostPatterns(a.cfg.Hosts...),
 		Logger:         a.cfg.Logger,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(hub))
-	a.servers = append(a.servers, chatServer{info: info, srv: run.Serve(ln, mux, hub)})
+	a.servers = append(a.servers, chatServer{info: info, srv: run.Serve(ln, mux, a.cfg.HTTP, hub)})
 	return info, nil
 }
 
@@ -295,52 +311,20 @@ func (r PortRange) String() string {
 }
 
 // Origins returns the host:port origins a browser may report for a page
-// served on port of each host: a loopback host ("localhost", 127.0.0.1,
-// ::1) stands for all three spellings, and an empty or unspecified host
-// (0.0.0.0, ::, all interfaces) for the loopback ones and the machine's
-// host name.
+// served on port of each host, one for each of [run.HostNames](hosts...).
 func Origins(port int, hosts ...string) []string {
 	var out []string
-	add := func(h string) {
-		o := net.JoinHostPort(h, strconv.Itoa(port))
-		for _, x := range out {
-			if strings.EqualFold(x, o) {
-				return
-			}
-		}
-		out = append(out, o)
-	}
-	loopback := func() { add("localhost"); add("127.0.0.1"); add("::1") }
-	for _, h := range hosts {
-		ip := net.ParseIP(h)
-		switch {
-		case h == "" || ip != nil && ip.IsUnspecified():
-			loopback()
-			if name, err := os.Hostname(); err == nil {
-				add(name)
-			}
-		case strings.EqualFold(h, "localhost") || ip != nil && ip.IsLoopback():
-			loopback()
-		default:
-			add(h)
-		}
+	for _, h := range run.HostNames(hosts...) {
+		out = append(out, net.JoinHostPort(h, strconv.Itoa(port)))
 	}
 	return out
 }
 
-// quotePatterns escapes literal origins for chat.Options.OriginPatterns,
-// which are path.Match patterns: "[::1]:8080" must not be a character class.
+// quotePatterns escapes literal origins for chat.Options.OriginPatterns.
 func quotePatterns(origins []string) []string {
 	out := make([]string, len(origins))
 	for i, o := range origins {
-		var b strings.Builder
-		for _, r := range o {
-			if strings.ContainsRune(`*?[]\`, r) {
-				b.WriteByte('\\')
-			}
-			b.WriteRune(r)
-		}
-		out[i] = b.String()
+		out[i] = run.Quote(o)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 // Package run holds the process plumbing shared by the example programs:
-// serving HTTP on a listener, printing the real URL, and shutting down
-// gracefully on SIGINT or SIGTERM.
+// serving HTTP on a listener with timeouts, checking the Host header,
+// printing the real URL, and shutting down gracefully on SIGINT or
+// SIGTERM.
 package run
 
 import (
@@ -12,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +41,50 @@ func Main(fn func(ctx context.Context) error) {
 	}
 }
 
+// Config holds the timeouts of an example's [http.Server], which bound
+// every plain HTTP request and keep-alive connection. They do not bound
+// WebSocket connections: the chat server clears the connection's deadlines
+// at the upgrade and sets its own. A zero field means its default.
+type Config struct {
+	// ReadHeaderTimeout bounds reading a request's header. Zero means 5 s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included, so a
+	// body trickled in a byte at a time is cut. Zero means 10 s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response, from the end of the
+	// request's header. Zero means 30 s.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request. Zero means 30 s.
+	IdleTimeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 30 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+)
+
+// HTTPServer returns the http.Server of every example program: h with the
+// timeouts of cfg.
+func HTTPServer(h http.Handler, cfg Config) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       or(cfg.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout:      or(cfg.WriteTimeout, DefaultWriteTimeout),
+		IdleTimeout:       or(cfg.IdleTimeout, DefaultIdleTimeout),
+	}
+}
+
 // Server serves HTTP on one listener. Shutting it down first shuts down its
 // hubs, which closes their WebSocket clients with 1001 (going away), since
 // [http.Server.Shutdown] does not touch hijacked connections. Use [Serve];
@@ -50,11 +97,12 @@ type Server struct {
 	err  error         // Serve's error, other than http.ErrServerClosed; set before done is closed
 }
 
-// Serve starts serving h on ln in a new goroutine. The hubs are the chat
-// hubs whose servers h mounts; Shutdown shuts them down first.
-func Serve(ln net.Listener, h http.Handler, hubs ...*chat.Hub) *Server {
+// Serve starts serving h on ln in a new goroutine, with the
+// [HTTPServer] of cfg. The hubs are the chat hubs whose servers h mounts;
+// Shutdown shuts them down first.
+func Serve(ln net.Listener, h http.Handler, cfg Config, hubs ...*chat.Hub) *Server {
 	s := &Server{
-		hs:   &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		hs:   HTTPServer(h, cfg),
 		ln:   ln,
 		hubs: hubs,
 		done: make(chan struct{}),
@@ -157,4 +205,96 @@ func Port(addr net.Addr) int {
 		return ta.Port
 	}
 	return 0
+}
+
+// HostNames returns the host names a browser may use for a server
+// listening on each of hosts: a loopback host ("localhost", 127.0.0.1,
+// ::1) stands for all three, and an empty or unspecified host (0.0.0.0,
+// ::, all interfaces) for those and the machine's host name. IPv6
+// addresses come without brackets.
+func HostNames(hosts ...string) []string {
+	var out []string
+	add := func(h string) {
+		for _, x := range out {
+			if strings.EqualFold(x, h) {
+				return
+			}
+		}
+		out = append(out, h)
+	}
+	loopback := func() { add("localhost"); add("127.0.0.1"); add("::1") }
+	for _, h := range hosts {
+		ip := net.ParseIP(h)
+		switch {
+		case h == "" || ip != nil && ip.IsUnspecified():
+			loopback()
+			if name, err := os.Hostname(); err == nil {
+				add(name)
+			}
+		case strings.EqualFold(h, "localhost") || ip != nil && ip.IsLoopback():
+			loopback()
+		default:
+			add(h)
+		}
+	}
+	return out
+}
+
+// hostOf returns the host name of a Host header (host[:port]), without
+// port or brackets.
+func hostOf(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+// AllowHosts returns a handler that passes requests whose Host header
+// names one of names (case-insensitively, whatever the port) to h and
+// refuses the others with 403. Checking the name defeats DNS rebinding,
+// where a hostile page's own name is re-pointed at 127.0.0.1 and the page
+// is then same-origin with the server. Empty names allow any host.
+func AllowHosts(names []string, h http.Handler) http.Handler {
+	if len(names) == 0 {
+		return h
+	}
+	names = slices.Clone(names)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := hostOf(r.Host)
+		for _, n := range names {
+			if strings.EqualFold(n, host) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		http.Error(w, fmt.Sprintf("host %q not allowed", r.Host), http.StatusForbidden)
+	})
+}
+
+// HostPatterns returns patterns for chat.Options.AllowedHosts that allow
+// each of names with any port or none, as AllowHosts does.
+func HostPatterns(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if strings.Contains(n, ":") {
+			n = "[" + n + "]" // IPv6
+		}
+		n = Quote(n)
+		out = append(out, n, n+":*")
+	}
+	return out
+}
+
+// Quote escapes a literal host or host:port for chat.Options.OriginPatterns
+// and AllowedHosts, which are path.Match patterns: "[::1]:8080" must not be
+// a character class.
+func Quote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
