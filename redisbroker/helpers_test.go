@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/redisbroker/internal/redistest"
+	"github.com/hubchat/chat/redisbroker/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
-	"github.com/hubchat/chat/redisbroker/internal/redistest"
+	"github.com/hubchat/chat/redisbroker/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

@@ -1,4 +1,7 @@
-// Package redistest runs throw-away redis-server processes for tests.
+// Package redistest runs throw-away redis-server processes for tests: of
+// redisbroker, and of other modules that run hubs on a redisbroker.Broker
+// (pgstore's tests, for one). Each server listens on a free port of
+// 127.0.0.1, keeps nothing on disk and is stopped at the end of its test.
 package redistest
 
 import (
