@@ -31,8 +31,10 @@
 //
 // Redis numbers the room's messages and every hub receives every message
 // with that number; PostgreSQL keeps each message once, under that number.
-// Appends are idempotent: a message whose id the room holds is skipped,
-// so any number of processes may append the same messages, in overlapping
+// A member's message is appended by the hub the sender is connected to,
+// and a system message ([chat.Hub.Post]) by every hub of the room. Appends
+// are idempotent: a message whose id the room holds is skipped, so any
+// number of processes may append the same messages, in overlapping
 // batches and at the same time, and the table still holds each exactly
 // once, as first appended. Concurrent appends cannot deadlock: each batch
 // inserts in id order, and a batch that meets an id another transaction

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,9 +34,11 @@ type Server struct {
 
 // Start starts a server on a free port and stops it at the end of the
 // test. Without redis-server on $PATH the test is skipped, or fails if the
-// environment has CI=true.
+// environment has CI=true. The first call silences go-redis' own logging,
+// as Main does.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	quietOnce.Do(quiet)
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -118,9 +121,7 @@ func (s *Server) Client() *redis.Client {
 // them for more than 5 s. It silences go-redis' own logging of the failed
 // dials the tests provoke, unless VERBOSE is set.
 func Main(m *testing.M) {
-	if os.Getenv("VERBOSE") == "" {
-		redis.SetLogger(quiet{})
-	}
+	quietOnce.Do(quiet)
 	before := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
@@ -132,9 +133,19 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-type quiet struct{}
+var quietOnce sync.Once
 
-func (quiet) Printf(context.Context, string, ...any) {}
+// quiet silences go-redis' logging unless VERBOSE is set. It must run
+// before the first client logs: go-redis reads its logger unguarded.
+func quiet() {
+	if os.Getenv("VERBOSE") == "" {
+		redis.SetLogger(discard{})
+	}
+}
+
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...any) {}
 
 // settle waits until at most n goroutines run, or reports the stacks of
 // all of them.
