@@ -1137,3 +1137,25 @@ func TestAllowedHosts(t *testing.T) {
 		})
 	}
 }
+
+// TestTinySendQueue: a SendQueue too small for a joiner's welcome is raised
+// rather than evicting every joiner during its handshake.
+func TestTinySendQueue(t *testing.T) {
+	for _, n := range []int{1, 4} {
+		s := startServer(t, chat.Options{SendQueue: n})
+		if err := s.hub.Post(context.Background(), "before"); err != nil {
+			t.Fatal(err)
+		}
+		alice := s.joinAs(t, "alice")
+		bob := s.joinAs(t, "bob")
+		if got := alice.next(); got.Type != "join" || got.Username != "bob" {
+			t.Fatalf("SendQueue %d: alice got %+v, want bob's join", n, got)
+		}
+		bob.send(frame{Type: "message", Body: "hi"})
+		for _, c := range []*conn{alice, bob} {
+			if got := c.next(); got.Type != "message" || got.Body != "hi" {
+				t.Fatalf("SendQueue %d: got %+v, want bob's message", n, got)
+			}
+		}
+	}
+}

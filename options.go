@@ -61,7 +61,9 @@ type Options struct {
 	// announced, and nothing it sends afterwards is published); every
 	// other client keeps a complete stream. Broadcast frames are stored once
 	// per hub, not per connection, so a long queue costs no memory per
-	// client. Zero means 4096.
+	// client. Zero means 4096; values below 8 are raised to 8, since a
+	// joiner's welcome (the 101 response, its users snapshot and its
+	// history) alone takes several entries.
 	SendQueue int
 
 	// PingInterval is how often the server pings every connection. Zero means
@@ -164,6 +166,7 @@ const (
 	defaultReadLimit    = 32 << 10
 	defaultRate         = 20
 	defaultSendQueue    = 4096
+	minSendQueue        = 8 // room for a joiner's welcome
 	defaultPing         = 30 * time.Second
 	defaultReadTimeout  = 60 * time.Second
 	defaultWriteTimeout = 10 * time.Second
@@ -197,8 +200,11 @@ func (o Options) withDefaults() Options {
 	if o.RateLimit > 0 && o.RateBurst <= 0 {
 		o.RateBurst = max(1, int(o.RateLimit))
 	}
-	if o.SendQueue <= 0 {
+	switch {
+	case o.SendQueue <= 0:
 		o.SendQueue = defaultSendQueue
+	case o.SendQueue < minSendQueue:
+		o.SendQueue = minSendQueue
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = defaultPing
