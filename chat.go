@@ -144,9 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// outcome; otherwise the client waits for it before it sends its join.
 	nameInFrame := name == "" && !fromAuth && nameErr == nil
 	hc.c = c
-	h.out.mu.Lock()
-	h.out.greetLocked(c, hc.resp, !nameInFrame)
-	h.out.mu.Unlock()
+	h.out.greet(c, hc.resp, !nameInFrame)
 	hc.resp = nil
 	go c.serve(name, nameErr, nameInFrame)
 }
@@ -207,15 +205,7 @@ func (hc *hijackedConn) Write(p []byte) (int, error) {
 		hc.resp = append(hc.resp, p...)
 		return len(p), nil
 	}
-	b := bytes.Clone(p)
-	o := &hc.c.h.out
-	o.mu.Lock()
-	if len(b) > 0 && b[0]&0x0f == opClose {
-		o.closeFrameLocked(hc.c, b)
-	} else {
-		o.sendLocked(hc.c, b)
-	}
-	o.mu.Unlock()
+	hc.c.h.out.sendFramed(hc.c, bytes.Clone(p))
 	return len(p), nil
 }
 
@@ -285,9 +275,9 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 }
 
 // A client is one connection. Its reader goroutine (serve) owns the read
-// side and the member's lifetime; the hub's outbox (outbox.go) owns the
-// write side, so an idle connection has no writer goroutine and no write
-// buffer.
+// side and the member's lifetime; the hub's outbox owns the write side (w,
+// see outbox.go), so an idle connection has no writer goroutine and no
+// write buffer.
 type client struct {
 	h      *Hub
 	ws     *websocket.Conn
@@ -311,56 +301,24 @@ type client struct {
 	// Owned by h.mu.
 	member *member
 
-	// Owned by h.out.mu: the connection's place in the outbox.
-	state     wstate
-	sub       bool          // receives the hub's broadcasts
-	off       uint64        // next log offset to write
-	wseq      uint64        // log frames written or skipped
-	priv      []privFrame   // frames for this connection only
-	snap      *owedSnap     // the users snapshot it is owed, if any
-	idleIdx   int           // index in h.out.idle, or -1
-	closing   bool          // the last frame is queued: accept no more
-	closeAt   uint64        // closing: write the log up to here, no further
-	evictBy   time.Time     // set when evicted: the last write deadline
-	lastWrite time.Time     // when the last write started
-	done      chan struct{} // closed when writing is finished for good
+	// Owned by h.out.mu.
+	w writeSide
 }
 
 // newClient returns the client of ws, whose connection is nc (both nil in
 // tests of the outbox alone).
 func newClient(h *Hub, ws *websocket.Conn, nc net.Conn) *client {
 	c := &client{
-		h:       h,
-		ws:      ws,
-		nc:      nc,
-		joined:  make(chan struct{}),
-		idleIdx: -1,
-		done:    make(chan struct{}),
+		h:      h,
+		ws:     ws,
+		nc:     nc,
+		joined: make(chan struct{}),
+		w:      newWriteSide(),
 	}
 	if nc != nil {
 		c.rc = rawConnOf(nc)
 	}
 	return c
-}
-
-// enqueue queues frame parts for this connection alone and never blocks.
-// A client with SendQueue frames waiting is too slow: it is disconnected
-// with 1008, so every stream that continues is complete.
-func (c *client) enqueue(parts ...[]byte) {
-	o := &c.h.out
-	o.mu.Lock()
-	o.sendLocked(c, parts...)
-	o.mu.Unlock()
-}
-
-// closeWith queues a close frame with code and reason after the frames
-// already queued, or with closeNoFrame just lets the writer finish; then
-// the client accepts no more frames.
-func (c *client) closeWith(code int, reason string) {
-	o := &c.h.out
-	o.mu.Lock()
-	o.closeLocked(c, code, reason)
-	o.mu.Unlock()
 }
 
 // Reader states (client.rstate).
@@ -379,7 +337,7 @@ func (c *client) serve(name string, nameErr error, nameInFrame bool) {
 	c.ws.SetReadLimit(h.opts.ReadLimit)
 	c.ws.SetPingHandler(func(data string) error {
 		c.extendRead()
-		c.enqueue(controlFrame(opPong, []byte(data)))
+		h.out.pong(c, []byte(data))
 		return nil
 	})
 	c.ws.SetPongHandler(func(string) error {
@@ -390,7 +348,7 @@ func (c *client) serve(name string, nameErr error, nameInFrame bool) {
 		if code == websocket.CloseNoStatusReceived {
 			code = closeNormal
 		}
-		c.closeWith(code, "")
+		h.out.close(c, code, "")
 		return nil
 	})
 
@@ -468,8 +426,7 @@ func (c *client) closeConn() {
 func (c *client) end() {
 	h := c.h
 	c.leave()
-	c.closeWith(closeNoFrame, "")
-	<-c.done
+	h.out.release(c)
 	c.nc.Close()
 	if c.pl != nil {
 		c.pl.forget(c)
@@ -537,7 +494,7 @@ func (c *client) refuse(err error) {
 // closeWithError queues an error frame with err's text and a 1008 close.
 func (c *client) closeWithError(err error) {
 	c.sendError(publicText(err))
-	c.closeWith(closePolicy, truncate(publicText(err), 100))
+	c.h.out.close(c, closePolicy, truncate(publicText(err), 100))
 }
 
 // quit ends the member's part once the server has decided to close the
@@ -573,7 +530,7 @@ func (c *client) awaitClose() {
 }
 
 func (c *client) sendError(text string) {
-	c.enqueue(textFrame(appendError(nil, text)))
+	c.h.out.send(appendError(nil, text), c)
 }
 
 // extendRead gives the client ReadTimeout more to send its next frame or

@@ -72,7 +72,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
 			b.ReportMetric(float64(elapsed.Nanoseconds())/deliveries, "ns/delivery")
 			for _, c := range clients {
-				c.closeWith(closeNoFrame, "")
+				h.out.close(c, closeNoFrame, "")
 			}
 		})
 	}

@@ -31,7 +31,8 @@ type Hub struct {
 
 	// mu guards everything below. Every change to the room happens under
 	// it, together with the fan-out of the event that announces it, so all
-	// members see one order.
+	// members see one order. Lock order: mu, then out.mu, then the
+	// poller's mu.
 	mu          sync.Mutex
 	closed      bool
 	syncedOnce  bool
@@ -43,7 +44,7 @@ type Hub struct {
 	history     []historyEntry       // ring of public messages
 	histStart   int
 	usersJSON   []byte  // cached users payload; nil when stale
-	historyMsg  []byte  // cached history frame; nil when stale
+	historyJSON []byte  // cached history payload; nil when stale
 	enc         []byte  // scratch for encoding join and leave events
 	pl          *poller // idle connections' poller, started on first use
 	plTried     bool    // a poller was started, or could not be
@@ -176,7 +177,7 @@ func (h *Hub) shutdown(ctx, flush context.Context) error {
 		h.closed = true
 		close(h.stop)
 		for c := range h.conns {
-			c.closeWith(closeGoingAway, errTextClosed)
+			h.out.close(c, closeGoingAway, errTextClosed)
 		}
 	}
 	h.mu.Unlock()
@@ -184,7 +185,7 @@ func (h *Hub) shutdown(ctx, flush context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
-		h.out.wg.Wait()
+		h.out.wait()
 		close(done)
 	}()
 	var err error
@@ -254,11 +255,7 @@ func (h *Hub) pinger() {
 			conns = append(conns, c)
 		}
 		h.mu.Unlock()
-		h.out.mu.Lock()
-		for _, c := range conns {
-			h.out.sendLocked(c, pingFrame)
-		}
-		h.out.mu.Unlock()
+		h.out.ping(conns)
 		clear(conns)
 		conns = conns[:0]
 	}
@@ -389,7 +386,7 @@ func (h *Hub) leave(c *client) {
 		return
 	}
 	closed := h.closed
-	h.dropLiveLocked(c) // it is going: send it nothing more
+	h.out.unsubscribe(c) // it is going: send it nothing more
 	h.mu.Unlock()
 	if !closed { // on shutdown, Link.Close releases every name at once
 		h.releaseName(m.name)
@@ -459,7 +456,7 @@ func (h *Hub) deliver(ev Event) {
 		if m := h.members[key]; m != nil && m.c != nil {
 			// A local member the broker no longer counts: let it reconnect.
 			// (If it is leaving already, this does nothing.)
-			m.c.closeWith(closeTryAgain, errTextUnavailable)
+			h.out.close(m.c, closeTryAgain, errTextUnavailable)
 		}
 		h.applyLeaveLocked(key)
 	case EventMessage:
@@ -499,7 +496,7 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 		if h.usersJSON == nil {
 			h.usersJSON = appendUsers(nil, h.usersLocked())
 		}
-		hist = h.historyFrameLocked()
+		hist = h.historyLocked()
 	}
 	h.out.join(h.enc, c, usersBody(h.usersJSON), hist)
 	if c != nil {
@@ -517,29 +514,20 @@ func usersBody(b []byte) []byte {
 	return b[:n:n]
 }
 
-// historyFrameLocked returns the history frame for a joiner, nil if the
+// historyLocked returns the history's payload for a joiner, nil if the
 // history is off.
-func (h *Hub) historyFrameLocked() []byte {
+func (h *Hub) historyLocked() []byte {
 	if h.opts.HistorySize <= 0 {
 		return nil
 	}
-	if h.historyMsg == nil {
+	if h.historyJSON == nil {
 		msgs := make([][]byte, len(h.history))
 		for i := range h.history {
 			msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
 		}
-		h.historyMsg = textFrame(appendHistory(nil, msgs))
+		h.historyJSON = appendHistory(nil, msgs)
 	}
-	return h.historyMsg
-}
-
-// dropUsersJSONLocked forgets the encoded users snapshot before a change of
-// the members other than a join at the end.
-func (h *Hub) dropUsersJSONLocked() {
-	h.usersJSON = nil
-	h.out.mu.Lock()
-	h.out.setSnapLocked(nil)
-	h.out.mu.Unlock()
+	return h.historyJSON
 }
 
 // applyLeaveLocked removes the member with key, if any, and announces it.
@@ -559,42 +547,39 @@ func (h *Hub) applyLeaveLocked(key string) {
 		h.last = m.prev
 	}
 	delete(h.members, key)
-	h.dropUsersJSONLocked()
-	if m.c != nil {
-		h.dropLiveLocked(m.c)
-	}
+	h.usersJSON = nil
 	h.enc = appendNameEvent(h.enc[:0], typeLeave, m.name)
-	h.fanoutLocked(h.enc, true)
+	h.out.leave(h.enc, m.c)
 	h.log.Debug("chat: leave", "user", m.name, "local", m.c != nil)
-}
-
-// dropLiveLocked stops fan-out to c.
-func (h *Hub) dropLiveLocked(c *client) {
-	h.out.mu.Lock()
-	h.out.unsubscribeLocked(c)
-	h.out.mu.Unlock()
 }
 
 // applyMessageLocked encodes m once and queues the same frame on every
 // recipient: all local members, or the sender and recipient of a private
-// message. Public messages enter the history.
+// message. Public messages enter the history. It never blocks: a client
+// that falls SendQueue messages behind is disconnected instead.
 func (h *Hub) applyMessageLocked(m *Message) {
 	obj := appendMessageJSON(nil, m)
 	if m.To != "" {
-		frame := textFrame(obj)
-		from, to := h.members[nameKey(m.Username)], h.members[nameKey(m.To)]
+		var to [2]*client
+		n := 0
+		from, rcpt := h.members[nameKey(m.Username)], h.members[nameKey(m.To)]
 		if from != nil && from.c != nil {
-			from.c.enqueue(frame)
+			to[n] = from.c
+			n++
 		}
-		if to != nil && to.c != nil && to != from {
-			to.c.enqueue(frame)
+		if rcpt != nil && rcpt.c != nil && rcpt != from {
+			to[n] = rcpt.c
+			n++
+		}
+		if n > 0 {
+			h.out.send(obj, to[:n]...)
 		}
 		h.storeLocked(m, from)
 		return
 	}
 	h.addHistoryLocked(m, obj)
 	h.storeLocked(m, nil)
-	h.fanoutLocked(obj, false)
+	h.out.message(obj)
 }
 
 // addHistoryLocked adds m, a public message encoded as obj, to the history.
@@ -607,18 +592,8 @@ func (h *Hub) addHistoryLocked(m *Message, obj []byte) {
 			h.history[h.histStart] = e
 			h.histStart = (h.histStart + 1) % n
 		}
-		h.historyMsg = nil
+		h.historyJSON = nil
 	}
-}
-
-// fanoutLocked frames payload once and queues it for every local member;
-// presence (joins and leaves) may wait a little to be written together
-// (see pacer). It never blocks: a client that falls SendQueue
-// messages behind is disconnected instead.
-func (h *Hub) fanoutLocked(payload []byte, presence bool) {
-	h.out.mu.Lock()
-	h.out.broadcastLocked(payload, presence)
-	h.out.mu.Unlock()
 }
 
 // applySyncLocked replaces the hub's view of the room with s, announcing
@@ -633,7 +608,7 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		if !keep[m.key] {
 			h.applyLeaveLocked(m.key)
 			if m.c != nil { // our member lost its name: let it reconnect
-				m.c.closeWith(closeTryAgain, errTextUnavailable)
+				h.out.close(m.c, closeTryAgain, errTextUnavailable)
 			}
 		}
 		m = next
@@ -641,7 +616,7 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 
 	h.history = h.history[:0]
 	h.histStart = 0
-	h.historyMsg = nil
+	h.historyJSON = nil
 	for _, msg := range s.History[max(0, len(s.History)-h.opts.HistorySize):] {
 		h.history = append(h.history, historyEntry{msg: msg, json: appendMessageJSON(nil, &msg)})
 	}
@@ -666,7 +641,8 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		}
 		h.last = m
 	}
-	h.dropUsersJSONLocked()
+	h.usersJSON = nil
+	h.out.reorder()
 	for _, m := range added {
 		h.announceJoinLocked(m, m.c)
 	}

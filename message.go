@@ -2,7 +2,6 @@ package chat
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,68 +415,3 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
-
-// WebSocket framing. Server frames are never masked (RFC 6455 section 5.1),
-// so a frame is a 2-10 byte header followed by the payload, and one encoded
-// frame can be written to every connection as it is.
-
-const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
-)
-
-// frameHeaderLen is the length of a frame header for a payload of n bytes.
-func frameHeaderLen(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n <= 0xFFFF:
-		return 4
-	}
-	return 10
-}
-
-// appendFrameHeader appends the header of a complete, final, unmasked frame
-// with opcode op and a payload of n bytes.
-func appendFrameHeader(b []byte, op byte, n int) []byte {
-	b = append(b, 0x80|op)
-	switch {
-	case n < 126:
-		return append(b, byte(n))
-	case n <= 0xFFFF:
-		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
-}
-
-// newFrame returns a complete, final, unmasked frame with the given opcode
-// around payload, built by calling fill on a buffer with room for the header.
-func newFrame(op byte, payloadLen int, fill func([]byte) []byte) []byte {
-	b := make([]byte, 0, frameHeaderLen(payloadLen)+payloadLen)
-	return fill(appendFrameHeader(b, op, payloadLen))
-}
-
-// textFrame frames an encoded JSON payload as one text frame.
-func textFrame(payload []byte) []byte {
-	return newFrame(opText, len(payload), func(b []byte) []byte { return append(b, payload...) })
-}
-
-// closeFrame builds a close frame with a status code and a reason, which is
-// cut to fit the 125-byte limit of control frames.
-func closeFrame(code int, reason string) []byte {
-	reason = truncate(reason, 120)
-	return newFrame(opClose, 2+len(reason), func(b []byte) []byte {
-		b = binary.BigEndian.AppendUint16(b, uint16(code))
-		return append(b, reason...)
-	})
-}
-
-// controlFrame builds a ping or pong with a payload of at most 125 bytes.
-func controlFrame(op byte, payload []byte) []byte {
-	return newFrame(op, len(payload), func(b []byte) []byte { return append(b, payload...) })
-}
-
-// pingFrame is shared by every ping: frames are never modified once built.
-var pingFrame = controlFrame(opPing, nil)

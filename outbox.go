@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -80,7 +81,7 @@ const (
 // A chunk is a piece of the log. Bytes below len(buf) never change.
 type chunk struct {
 	base uint64 // log offset of buf[0]
-	seq  uint64 // lag units (see msgWeight) in the log before this chunk
+	lag  uint64 // lag units (see msgWeight) in the log before this chunk
 	buf  []byte
 }
 
@@ -101,22 +102,50 @@ type owedSnap struct {
 	fixed bool   // pinned to at, with body
 	at    uint64 // fixed: the log offset at which body is valid
 	body  []byte // fixed: the snapshot's payload without usersEnd
-	hist  []byte // the history frame, or nil
+	hist  []byte // the history's payload, or nil
 }
 
-// outbox is a hub's log, ready queue and writers. mu guards it and the
-// write-side fields of every client of the hub.
+// A writeSide is a connection's write side: its place in the outbox. The
+// outbox's mu guards it; nothing outside outbox.go touches it.
+type writeSide struct {
+	state     wstate
+	sub       bool          // receives the hub's broadcasts
+	off       uint64        // next log offset to write
+	lag       uint64        // lag units written or skipped (see msgWeight)
+	priv      []privFrame   // frames for this connection only
+	snap      *owedSnap     // the users snapshot it is owed, if any
+	idleIdx   int           // index in outbox.idle, or -1
+	closing   bool          // the last frame is queued: accept no more
+	closeAt   uint64        // closing: write the log up to here, no further
+	evictBy   time.Time     // set when evicted: the last write deadline
+	lastWrite time.Time     // when the last write started
+	done      chan struct{} // closed when writing is finished for good
+}
+
+func newWriteSide() writeSide {
+	return writeSide{idleIdx: -1, done: make(chan struct{})}
+}
+
+// An outbox is a hub's log, ready queue and writers: the write side of
+// every connection of the hub. The hub, the server and the poller reach it
+// through the methods from join to wait below, which frame what they are
+// given, and nothing else.
+//
+// Lock order: Hub.mu, then outbox.mu, then poller.mu; never the other way
+// round. The methods that carry the room's order (join, leave, message,
+// reorder, unsubscribe, send of a private message) are called under
+// Hub.mu; each takes mu itself.
 type outbox struct {
 	h          *Hub
-	mu         sync.Mutex
-	chunks     []*chunk  // retained log, oldest first
-	nextChunk  int       // size of the next chunk
-	end        uint64    // log offset after the last frame
-	urgent     uint64    // log offset after the last message: not to wait
-	seq        uint64    // lag units appended so far: msgWeight per message, 1 per join or leave
-	pace       pacer     // when presence is written
-	snap       []byte    // the users snapshot's payload without usersEnd, valid at end; nil if unknown
-	owing      []*client // members that may owe a snapshot not yet fixed
+	mu         sync.Mutex // guards the outbox and every client's writeSide
+	chunks     []*chunk   // retained log, oldest first
+	nextChunk  int        // size of the next chunk
+	end        uint64     // log offset after the last frame
+	urgent     uint64     // log offset after the last message: not to wait
+	lag        uint64     // lag units appended so far: msgWeight per message, 1 per join or leave
+	pace       pacer      // when presence is written
+	snap       []byte     // the users snapshot's payload without usersEnd, valid at end; nil if unknown
+	owing      []*client  // members that may owe a snapshot not yet fixed
 	idle       []*client
 	ready      fifo // write now
 	later      fifo // write after the gap, in order of their last write
@@ -136,6 +165,154 @@ func (o *outbox) init(h *Hub) {
 	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
 }
 
+// join appends the join event payload to the log and records snap, the
+// users snapshot's payload without usersEnd, which includes the joiner.
+// When the joiner is connected here (c != nil), c receives the log from
+// its own join event on, then the snapshot and hist (the history's
+// payload; nil: none); or, during a storm of joins into a large room
+// (pacer.owe), c is owed them: they go out when its presence would, and
+// the snapshot is then that of the moment (see owedSnap).
+func (o *outbox) join(payload []byte, c *client, snap, hist []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	owe := c != nil && o.pace.owe(now, o.subs, len(snap)+len(usersEnd))
+	off, lag := o.end, o.lag
+	o.broadcastLocked(payload, true)
+	o.setSnapLocked(snap)
+	if c == nil {
+		return
+	}
+	o.subscribeLocked(c, off, lag)
+	if owe && c.w.sub {
+		c.w.snap = &owedSnap{from: o.end, hist: hist}
+		c.w.lastWrite = now // the hold is counted from the join
+		o.owing = append(o.owing, c)
+		return
+	}
+	// Sent straight from the cached payload, which later joins only
+	// extend: its first bytes never change.
+	parts, n := welcome(snap, hist)
+	o.sendLocked(c, parts[:n]...)
+}
+
+// leave appends the leave event payload to the log. The users snapshot is
+// no longer known (those owed are pinned before the leave), and c, if the
+// member was connected here, is sent no more of the log.
+func (o *outbox) leave(payload []byte, c *client) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.setSnapLocked(nil)
+	if c != nil {
+		o.unsubscribeLocked(c)
+	}
+	o.broadcastLocked(payload, true)
+}
+
+// message appends a public message's payload to the log, to be written to
+// every subscriber at once.
+func (o *outbox) message(payload []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.broadcastLocked(payload, false)
+}
+
+// reorder records a change of the members other than a join or a leave:
+// the users snapshot is no longer known, and those owed are pinned.
+func (o *outbox) reorder() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.setSnapLocked(nil)
+}
+
+// unsubscribe stops sending c the log.
+func (o *outbox) unsubscribe(c *client) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.unsubscribeLocked(c)
+}
+
+// send queues a text frame around payload for each of to alone (a private
+// message, an error), after the log written to it so far. It never
+// blocks: a connection with SendQueue frames waiting is disconnected as
+// too slow, so every stream that continues is complete.
+func (o *outbox) send(payload []byte, to ...*client) {
+	frame := textFrame(payload)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range to {
+		o.sendLocked(c, frame)
+	}
+}
+
+// pong answers c's ping, whose payload was payload.
+func (o *outbox) pong(c *client, payload []byte) {
+	frame := controlFrame(opPong, payload)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sendLocked(c, frame)
+}
+
+// ping pings each of conns.
+func (o *outbox) ping(conns []*client) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range conns {
+		o.sendLocked(c, pingFrame)
+	}
+}
+
+// greet queues resp, the connection's 101 response, as its first bytes.
+// If hold is set it is not written until something else is queued for c
+// (its join: its own join event and the users snapshot; or an error and
+// the close frame), so that the upgrade and the join's outcome reach the
+// client in one write.
+func (o *outbox) greet(c *client, resp []byte, hold bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c.w.priv == nil {
+		// Room for the welcome after it too: the snapshot and the
+		// history in four parts (see welcome).
+		c.w.priv = make([]privFrame, 0, 5)
+	}
+	c.w.priv = append(c.w.priv, privFrame{at: o.end, b: resp})
+	if !hold {
+		o.scheduleLocked(c)
+	}
+}
+
+// sendFramed queues frame, a whole frame that gorilla has built (the close
+// frame after a protocol error, say), for c alone; a close frame ends c's
+// output.
+func (o *outbox) sendFramed(c *client, frame []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(frame) > 0 && frame[0]&0x0f == opClose {
+		o.closeFrameLocked(c, frame)
+	} else {
+		o.sendLocked(c, frame)
+	}
+}
+
+// close queues a close frame with code and reason after everything queued
+// for c so far (closeNoFrame: none, the writer just finishes); then c
+// accepts no more frames.
+func (o *outbox) close(c *client, code int, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closeLocked(c, code, reason)
+}
+
+// release ends c's output after what is queued and waits until it has been
+// written, or has failed.
+func (o *outbox) release(c *client) {
+	o.close(c, closeNoFrame, "")
+	<-c.w.done
+}
+
+// wait waits until every writer and slow-write goroutine has exited.
+func (o *outbox) wait() { o.wg.Wait() }
+
 // broadcastLocked appends a text frame around payload to the log and
 // wakes every idle subscriber: at once for a message, after the gap for
 // presence (a join or leave).
@@ -150,7 +327,7 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	} else {
 		size := max(n, o.nextChunk)
 		o.nextChunk = min(maxChunk, 2*o.nextChunk)
-		ch = &chunk{base: o.end, seq: o.seq, buf: make([]byte, 0, size)}
+		ch = &chunk{base: o.end, lag: o.lag, buf: make([]byte, 0, size)}
 		o.chunks = append(o.chunks, ch)
 	}
 	ch.buf = appendFrameHeader(ch.buf, opText, len(payload))
@@ -158,18 +335,18 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	o.end += uint64(n)
 	var now time.Time
 	if presence {
-		o.seq++
+		o.lag++
 		now = time.Now()
 		o.pace.presence(now, o.subs)
 	} else {
-		o.seq += msgWeight
+		o.lag += msgWeight
 		o.urgent = o.end
 		o.wakeLocked()
 	}
 
 	// Drop chunks no connection within the SendQueue limit still needs.
 	limit := o.lagLimit()
-	for len(o.chunks) > 1 && o.seq-o.chunks[1].seq >= limit {
+	for len(o.chunks) > 1 && o.lag-o.chunks[1].lag >= limit {
 		o.chunks[0] = nil
 		o.chunks = o.chunks[1:]
 	}
@@ -180,12 +357,12 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	}
 	if len(o.idle) > 0 {
 		for _, c := range o.idle {
-			c.idleIdx = -1
-			if !presence || o.pace.idleDue(now, c.lastWrite, o.subs) {
-				c.state = wReady
+			c.w.idleIdx = -1
+			if !presence || o.pace.idleDue(now, c.w.lastWrite, o.subs) {
+				c.w.state = wReady
 				o.ready.push(c)
 			} else {
-				c.state = wLater
+				c.w.state = wLater
 				o.later.push(c)
 			}
 		}
@@ -195,40 +372,40 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	}
 }
 
-// subscribeLocked makes c receive the log from offset off, which is seq
+// subscribeLocked makes c receive the log from offset off, which is lag
 // lag units into it.
-func (o *outbox) subscribeLocked(c *client, off, seq uint64) {
-	if c.closing {
+func (o *outbox) subscribeLocked(c *client, off, lag uint64) {
+	if c.w.closing {
 		return
 	}
-	if !c.sub {
+	if !c.w.sub {
 		o.subs++
 	}
-	c.sub, c.off, c.wseq = true, off, seq
+	c.w.sub, c.w.off, c.w.lag = true, off, lag
 	o.scheduleLocked(c)
 }
 
 // unsubscribeLocked stops sending c the log.
 func (o *outbox) unsubscribeLocked(c *client) {
-	if c.sub {
+	if c.w.sub {
 		o.subs--
 	}
-	c.sub = false
-	c.snap = nil
+	c.w.sub = false
+	c.w.snap = nil
 	o.unidleLocked(c)
 }
 
 // sendLocked queues frame parts for c alone, after the log written so far.
 func (o *outbox) sendLocked(c *client, parts ...[]byte) {
-	if c.closing {
+	if c.w.closing {
 		return
 	}
-	if len(c.priv) >= o.h.opts.SendQueue {
+	if len(c.w.priv) >= o.h.opts.SendQueue {
 		o.evictLocked(c)
 		return
 	}
 	for _, p := range parts {
-		c.priv = append(c.priv, privFrame{at: o.end, b: p})
+		c.w.priv = append(c.w.priv, privFrame{at: o.end, b: p})
 	}
 	o.scheduleLocked(c)
 }
@@ -245,39 +422,6 @@ func (o *outbox) setSnapLocked(body []byte) {
 	o.snap = body
 }
 
-// join appends the join event payload to the log and records snap, the
-// users snapshot's payload without usersEnd, which includes the joiner.
-// When the joiner is connected here (c != nil), c receives the log from
-// its own join event on, then the snapshot and hist (the history frame;
-// nil: none); or, during a storm of joins into a large room (pacer.owe),
-// c is owed them: they go out when its presence would, and the snapshot
-// is then that of the moment (see owedSnap).
-func (o *outbox) join(payload []byte, c *client, snap, hist []byte) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	owe := c != nil && o.pace.owe(now, o.subs, len(snap)+len(usersEnd))
-	off, seq := o.end, o.seq
-	o.broadcastLocked(payload, true)
-	o.setSnapLocked(snap)
-	if c == nil {
-		return
-	}
-	o.subscribeLocked(c, off, seq)
-	if owe && c.sub {
-		c.snap = &owedSnap{from: o.end, hist: hist}
-		c.lastWrite = now // the hold is counted from the join
-		o.owing = append(o.owing, c)
-		return
-	}
-	// Sent straight from the cached payload, which later joins only
-	// extend: its first bytes never change.
-	o.sendLocked(c, appendFrameHeader(nil, opText, len(snap)+len(usersEnd)), snap, usersEnd)
-	if hist != nil {
-		o.sendLocked(c, hist)
-	}
-}
-
 // fixLocked pins s, an owed snapshot, to the log's end.
 func (o *outbox) fixLocked(s *owedSnap) {
 	s.fixed, s.at, s.body = true, o.end, o.snap
@@ -288,7 +432,7 @@ func (o *outbox) fixLocked(s *owedSnap) {
 // encoding of its moment, which a leave is about to replace.
 func (o *outbox) fixOwedLocked() {
 	for _, c := range o.owing {
-		if s := c.snap; s != nil && !s.fixed {
+		if s := c.w.snap; s != nil && !s.fixed {
 			o.fixLocked(s)
 			o.scheduleLocked(c)
 		}
@@ -300,25 +444,7 @@ func (o *outbox) fixOwedLocked() {
 	}
 }
 
-// greetLocked queues resp, the connection's 101 response, as its first
-// bytes. If hold is set it is not written until something else is queued
-// for c (its join: its own join event and the users snapshot; or an error
-// and the close frame), so that the upgrade and the join's outcome reach
-// the client in one write.
-func (o *outbox) greetLocked(c *client, resp []byte, hold bool) {
-	if c.priv == nil {
-		// Room for the welcome after it too: the snapshot in three parts
-		// and the history.
-		c.priv = make([]privFrame, 0, 5)
-	}
-	c.priv = append(c.priv, privFrame{at: o.end, b: resp})
-	if !hold {
-		o.scheduleLocked(c)
-	}
-}
-
-// closeLocked queues a close frame with code and reason after everything
-// queued so far (closeNoFrame: none); then c accepts no more frames.
+// closeLocked is close with o.mu held.
 func (o *outbox) closeLocked(c *client, code int, reason string) {
 	var frame []byte
 	if code != closeNoFrame {
@@ -330,21 +456,21 @@ func (o *outbox) closeLocked(c *client, code int, reason string) {
 // closeFrameLocked queues frame, a close frame (nil: none), after
 // everything queued so far; then c accepts no more frames.
 func (o *outbox) closeFrameLocked(c *client, frame []byte) {
-	if c.closing {
+	if c.w.closing {
 		return
 	}
-	c.closing = true
-	c.closeAt = o.end
-	c.snap = nil // the log is written up to the close instead
+	c.w.closing = true
+	c.w.closeAt = o.end
+	c.w.snap = nil // the log is written up to the close instead
 	if frame != nil {
-		c.priv = append(c.priv, privFrame{at: o.end, b: frame})
+		c.w.priv = append(c.w.priv, privFrame{at: o.end, b: frame})
 		// The server has decided to close: the client has the close
 		// grace to answer, which nothing it sends extends, and the
 		// member leaves now (its reader, woken, does that).
 		c.fixReadBy(time.Now().Add(closeGraceTimeout))
 		c.wake()
 	}
-	if c.state == wIdle && !o.pendingLocked(c) {
+	if c.w.state == wIdle && !o.pendingLocked(c) {
 		o.finishLocked(c)
 		return
 	}
@@ -355,16 +481,16 @@ func (o *outbox) closeFrameLocked(c *client, frame []byte) {
 // and the write under way and the close frame get a short grace, not a
 // full WriteTimeout.
 func (o *outbox) evictLocked(c *client) {
-	if c.closing {
+	if c.w.closing {
 		return // closing already, or done
 	}
 	o.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
-	c.off, c.wseq = o.end, o.seq
-	clear(c.priv)
-	c.priv = c.priv[:0]
-	c.evictBy = time.Now().Add(closeGraceTimeout)
-	if c.state == wSlow {
-		_ = c.nc.SetWriteDeadline(c.evictBy)
+	c.w.off, c.w.lag = o.end, o.lag
+	clear(c.w.priv)
+	c.w.priv = c.w.priv[:0]
+	c.w.evictBy = time.Now().Add(closeGraceTimeout)
+	if c.w.state == wSlow {
+		_ = c.nc.SetWriteDeadline(c.w.evictBy)
 	}
 	o.closeLocked(c, closePolicy, errTextSlow)
 }
@@ -378,21 +504,21 @@ func (o *outbox) lagLimit() uint64 {
 // message it has yet to write and 1 for each join or leave (0 if it is not
 // subscribed).
 func (o *outbox) behindLocked(c *client) uint64 {
-	if !c.sub {
+	if !c.w.sub {
 		return 0
 	}
-	return o.seq - c.wseq
+	return o.lag - c.w.lag
 }
 
 // pendingLocked reports whether c has anything to write.
 func (o *outbox) pendingLocked(c *client) bool {
-	return len(c.priv) > 0 || c.snap != nil || (c.sub && c.off < o.limitLocked(c))
+	return len(c.w.priv) > 0 || c.w.snap != nil || (c.w.sub && c.w.off < o.limitLocked(c))
 }
 
 // limitLocked is the log offset c may be written up to.
 func (o *outbox) limitLocked(c *client) uint64 {
-	if c.closing {
-		return min(c.closeAt, o.end)
+	if c.w.closing {
+		return min(c.w.closeAt, o.end)
 	}
 	return o.end
 }
@@ -401,47 +527,47 @@ func (o *outbox) limitLocked(c *client) uint64 {
 // its gap: frames for it alone (its welcome, pongs, errors, the close
 // frame) go out at once.
 func (o *outbox) scheduleLocked(c *client) {
-	if c.state != wIdle && c.state != wLater {
+	if c.w.state != wIdle && c.w.state != wLater {
 		return // it is or will be looked at anyway
 	}
 	o.unidleLocked(c) // its entry in later, if any, is skipped
-	c.state = wReady
+	c.w.state = wReady
 	o.ready.push(c)
 	o.startLocked()
 }
 
 func (o *outbox) unidleLocked(c *client) {
-	i := c.idleIdx
+	i := c.w.idleIdx
 	if i < 0 {
 		return
 	}
 	last := len(o.idle) - 1
 	o.idle[i] = o.idle[last]
-	o.idle[i].idleIdx = i
+	o.idle[i].w.idleIdx = i
 	o.idle[last] = nil
 	o.idle = o.idle[:last]
-	c.idleIdx = -1
+	c.w.idleIdx = -1
 }
 
 // fileLocked returns c, just written, to the ready queue or the idle list.
 func (o *outbox) fileLocked(c *client) {
 	switch {
-	case len(c.priv) > 0 || (c.snap != nil && c.snap.fixed):
-		c.state = wReady
+	case len(c.w.priv) > 0 || (c.w.snap != nil && c.w.snap.fixed):
+		c.w.state = wReady
 		o.ready.push(c)
 	case o.pendingLocked(c):
-		c.state = wLater
+		c.w.state = wLater
 		o.later.push(c)
-	case c.closing:
+	case c.w.closing:
 		o.finishLocked(c)
 	default:
-		c.state = wIdle
-		if c.sub {
-			c.idleIdx = len(o.idle)
+		c.w.state = wIdle
+		if c.w.sub {
+			c.w.idleIdx = len(o.idle)
 			o.idle = append(o.idle, c)
 		}
-		if cap(c.priv) > 8 {
-			c.priv = nil
+		if cap(c.w.priv) > 8 {
+			c.w.priv = nil
 		}
 	}
 }
@@ -449,14 +575,14 @@ func (o *outbox) fileLocked(c *client) {
 // finishLocked ends c's writing for good.
 func (o *outbox) finishLocked(c *client) {
 	o.unsubscribeLocked(c)
-	c.state = wDone
-	c.priv = nil
-	close(c.done)
+	c.w.state = wDone
+	c.w.priv = nil
+	close(c.w.done)
 }
 
 // failLocked ends c after a failed write.
 func (o *outbox) failLocked(c *client) {
-	c.closing = true
+	c.w.closing = true
 	o.finishLocked(c)
 	c.closeConn()
 }
@@ -491,10 +617,10 @@ func (o *outbox) wakeLocked() {
 // written now. A message is never held back, and presence only as long as
 // the backlog stays well within SendQueue.
 func (o *outbox) holdLocked(c *client, now time.Time) time.Duration {
-	if c.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
+	if c.w.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
 		return 0
 	}
-	return o.pace.due(c.lastWrite, o.subs, c.snap != nil).Sub(now)
+	return o.pace.due(c.w.lastWrite, o.subs, c.w.snap != nil).Sub(now)
 }
 
 // snapDueLocked reports whether c's owed snapshot, not yet fixed, is to be
@@ -502,7 +628,7 @@ func (o *outbox) holdLocked(c *client, now time.Time) time.Duration {
 // queued for it alone after its join (which must not wait and must not
 // come before the snapshot).
 func (o *outbox) snapDueLocked(c *client) bool {
-	if n := len(c.priv); n > 0 && c.priv[n-1].at >= c.snap.from {
+	if n := len(c.w.priv); n > 0 && c.w.priv[n-1].at >= c.w.snap.from {
 		return true
 	}
 	return o.holdLocked(c, time.Now()) <= 0
@@ -513,7 +639,7 @@ func (o *outbox) snapDueLocked(c *client) bool {
 func (o *outbox) nextLocked() *client {
 	for {
 		if c := o.ready.pop(); c != nil {
-			if c.state == wReady {
+			if c.w.state == wReady {
 				return c
 			}
 			continue
@@ -522,14 +648,14 @@ func (o *outbox) nextLocked() *client {
 		if c == nil {
 			return nil
 		}
-		if c.state != wLater {
+		if c.w.state != wLater {
 			o.later.pop()
 			continue
 		}
 		wait := o.holdLocked(c, time.Now())
 		if wait <= 0 {
 			o.later.pop()
-			c.state = wReady
+			c.w.state = wReady
 			return c
 		}
 		o.waiting++
@@ -583,14 +709,14 @@ func (q *fifo) pop() *client {
 // A batch is one write to one connection.
 type batch struct {
 	out      net.Buffers
-	end, seq uint64    // c's cursor once written
+	end, lag uint64    // c's cursor once written
 	final    bool      // the connection is finished once written
 	deadline time.Time // the eviction deadline, if any
 	raw      rawWriter // writeNow's state
 }
 
 // takeLocked fills b with everything c has to write and reports whether
-// there is anything. c.state is wWriting on return if so.
+// there is anything. c.w.state is wWriting on return if so.
 func (o *outbox) takeLocked(c *client, b *batch) bool {
 	if o.behindLocked(c) > o.lagLimit() {
 		o.evictLocked(c)
@@ -599,45 +725,45 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 		o.fileLocked(c)
 		return false
 	}
-	c.state = wWriting
+	c.w.state = wWriting
 	b.out = b.out[:0]
-	pos, limit := c.off, o.limitLocked(c)
-	s := c.snap
+	pos, limit := c.w.off, o.limitLocked(c)
+	s := c.w.snap
 	if s != nil && !s.fixed && o.snapDueLocked(c) {
 		o.fixLocked(s)
 	}
-	for _, p := range c.priv {
+	for _, p := range c.w.priv {
 		if s != nil && p.at >= s.from {
 			// A frame after the join: the snapshot (due, so fixed)
 			// goes first, and frames queued in the log it covers
 			// follow it.
 			b.out, pos = o.appendOwed(b.out, pos, s)
-			s, c.snap = nil, nil
+			s, c.w.snap = nil, nil
 		}
-		if c.sub && p.at > pos {
+		if c.w.sub && p.at > pos {
 			b.out = o.appendLog(b.out, pos, p.at)
 			pos = p.at
 		}
 		b.out = append(b.out, p.b)
 	}
-	clear(c.priv)
-	c.priv = c.priv[:0]
-	seq := o.seq
+	clear(c.w.priv)
+	c.w.priv = c.w.priv[:0]
+	lag := o.lag
 	if s != nil {
 		b.out, pos = o.appendOwed(b.out, pos, s)
 		if s.fixed {
-			s, c.snap = nil, nil
+			s, c.w.snap = nil, nil
 		} else {
-			seq = c.wseq // the joins after s.from are still to be covered
+			lag = c.w.lag // the joins after s.from are still to be covered
 		}
 	}
-	if s == nil && c.sub && pos < limit {
+	if s == nil && c.w.sub && pos < limit {
 		b.out = o.appendLog(b.out, pos, limit)
 		pos = limit
 	}
-	b.end, b.seq = max(c.off, pos), seq
-	b.final = c.closing
-	b.deadline = c.evictBy
+	b.end, b.lag = max(c.w.off, pos), lag
+	b.final = c.w.closing
+	b.deadline = c.w.evictBy
 	return true
 }
 
@@ -652,11 +778,8 @@ func (o *outbox) appendOwed(out net.Buffers, pos uint64, s *owedSnap) (net.Buffe
 	if !s.fixed {
 		return out, pos
 	}
-	out = append(out, appendFrameHeader(nil, opText, len(s.body)+len(usersEnd)), s.body, usersEnd)
-	if s.hist != nil {
-		out = append(out, s.hist)
-	}
-	return out, s.at
+	parts, n := welcome(s.body, s.hist)
+	return append(out, parts[:n]...), s.at
 }
 
 // appendLog appends the log bytes [from, to) to out, a slice per chunk.
@@ -684,7 +807,7 @@ func (o *outbox) writeOnce(c *client, b *batch) (blocked bool, err error) {
 	if c.rc != nil {
 		return writeNow(c.rc, &b.out, &b.raw)
 	}
-	dl := c.lastWrite.Add(tryWrite)
+	dl := c.w.lastWrite.Add(tryWrite)
 	if !b.deadline.IsZero() && b.deadline.Before(dl) {
 		dl = b.deadline
 	}
@@ -709,7 +832,7 @@ func (o *outbox) writer() {
 		if !o.takeLocked(c, &b) {
 			continue
 		}
-		c.lastWrite = time.Now()
+		c.w.lastWrite = time.Now()
 		o.mu.Unlock()
 
 		blocked, err := o.writeOnce(c, &b)
@@ -719,9 +842,9 @@ func (o *outbox) writer() {
 		}
 		if blocked && err == nil {
 			// Not finished at once: let the connection finish on its own.
-			c.state = wSlow
+			c.w.state = wSlow
 			o.slow = append(o.slow, c)
-			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, seq: b.seq, final: b.final}
+			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, lag: b.lag, final: b.final}
 			o.wg.Add(1)
 			go o.slowWrite(c, &slow)
 		} else {
@@ -754,7 +877,7 @@ func (o *outbox) writer() {
 func (o *outbox) slowWrite(c *client, b *batch) {
 	defer o.wg.Done()
 	o.mu.Lock()
-	dl := c.evictBy
+	dl := c.w.evictBy
 	if dl.IsZero() {
 		dl = time.Now().Add(o.h.opts.WriteTimeout)
 	}
@@ -762,7 +885,7 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 	o.mu.Unlock()
 	_, err := b.out.WriteTo(c.nc)
 	o.mu.Lock()
-	if err == nil && c.rc != nil && c.evictBy.IsZero() {
+	if err == nil && c.rc != nil && c.w.evictBy.IsZero() {
 		// writeNow fails once a deadline has passed.
 		err = c.nc.SetWriteDeadline(time.Time{})
 	}
@@ -786,8 +909,8 @@ func (o *outbox) doneLocked(c *client, b *batch, err error) {
 		o.failLocked(c)
 		return
 	}
-	if c.off < b.end {
-		c.off, c.wseq = b.end, b.seq
+	if c.w.off < b.end {
+		c.w.off, c.w.lag = b.end, b.lag
 	}
 	if b.final {
 		// The close frame is out; give the client a moment to answer.
@@ -799,16 +922,90 @@ func (o *outbox) doneLocked(c *client, b *batch, err error) {
 	o.fileLocked(c)
 }
 
-// consume drops the first n bytes of *v, as a write of them does.
-func consume(v *net.Buffers, n int64) {
-	for len(*v) > 0 {
-		l := int64(len((*v)[0]))
-		if l > n {
-			(*v)[0] = (*v)[0][n:]
-			return
-		}
-		n -= l
-		(*v)[0] = nil
-		*v = (*v)[1:]
+// WebSocket framing, done here only: the hub and the connections hand the
+// outbox payloads. Server frames are never masked (RFC 6455 section 5.1),
+// so a frame is a 2-10 byte header followed by the payload, and one encoded
+// frame can be written to every connection as it is.
+
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// maxFrameHeader is the longest frame header.
+const maxFrameHeader = 10
+
+// frameHeaderLen is the length of a frame header for a payload of n bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
 	}
+	return 10
+}
+
+// appendFrameHeader appends the header of a complete, final, unmasked frame
+// with opcode op and a payload of n bytes.
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+}
+
+// newFrame returns a complete, final, unmasked frame with the given opcode
+// around payload, built by calling fill on a buffer with room for the header.
+func newFrame(op byte, payloadLen int, fill func([]byte) []byte) []byte {
+	b := make([]byte, 0, frameHeaderLen(payloadLen)+payloadLen)
+	return fill(appendFrameHeader(b, op, payloadLen))
+}
+
+// textFrame frames an encoded JSON payload as one text frame.
+func textFrame(payload []byte) []byte {
+	return newFrame(opText, len(payload), func(b []byte) []byte { return append(b, payload...) })
+}
+
+// closeFrame builds a close frame with a status code and a reason, which is
+// cut to fit the 125-byte limit of control frames.
+func closeFrame(code int, reason string) []byte {
+	reason = truncate(reason, 120)
+	return newFrame(opClose, 2+len(reason), func(b []byte) []byte {
+		b = binary.BigEndian.AppendUint16(b, uint16(code))
+		return append(b, reason...)
+	})
+}
+
+// controlFrame builds a ping or pong with a payload of at most 125 bytes.
+func controlFrame(op byte, payload []byte) []byte {
+	return newFrame(op, len(payload), func(b []byte) []byte { return append(b, payload...) })
+}
+
+// pingFrame is shared by every ping: frames are never modified once built.
+var pingFrame = controlFrame(opPing, nil)
+
+// welcome returns the parts of a joiner's welcome: the users snapshot
+// frame around body (its payload without usersEnd) and, unless hist is
+// nil, the history frame around hist. The payloads are not copied; the
+// frame headers and usersEnd share one small buffer.
+func welcome(body, hist []byte) (parts [4][]byte, n int) {
+	b := make([]byte, 0, 2*maxFrameHeader+len(usersEnd))
+	b = appendFrameHeader(b, opText, len(body)+len(usersEnd))
+	parts[0], parts[1] = b, body
+	i := len(b)
+	b = append(b, usersEnd...)
+	if hist == nil {
+		parts[2] = b[i:]
+		return parts, 3
+	}
+	b = appendFrameHeader(b, opText, len(hist))
+	parts[2], parts[3] = b[i:], hist
+	return parts, 4
 }

@@ -103,7 +103,7 @@ func waitWritten(t testing.TB, h *Hub, clients []*client) {
 		h.out.mu.Lock()
 		busy := 0
 		for _, c := range clients {
-			if c.state != wIdle || h.out.pendingLocked(c) {
+			if c.w.state != wIdle || h.out.pendingLocked(c) {
 				busy++
 			}
 		}
@@ -113,7 +113,7 @@ func waitWritten(t testing.TB, h *Hub, clients []*client) {
 		}
 		if time.Now().After(deadline) {
 			for _, c := range clients {
-				t.Logf("state %d off %d end %d priv %d workers %d ready %d later %d", c.state, c.off, h.out.end, len(c.priv), h.out.workers, h.out.ready.len(), h.out.later.len())
+				t.Logf("state %d off %d end %d priv %d workers %d ready %d later %d", c.w.state, c.w.off, h.out.end, len(c.w.priv), h.out.workers, h.out.ready.len(), h.out.later.len())
 			}
 			t.Fatalf("%d clients still have frames to write", busy)
 		}
@@ -236,8 +236,8 @@ func TestOutboxOwedSnapshot(t *testing.T) {
 		waiting, state := -1, wIdle
 		h.out.mu.Lock()
 		for j, c := range clients[:i+1] {
-			if c.snap != nil && c.snap.fixed && (c.state == wIdle || c.state == wLater) {
-				waiting, state = j, c.state
+			if c.w.snap != nil && c.w.snap.fixed && (c.w.state == wIdle || c.w.state == wLater) {
+				waiting, state = j, c.w.state
 			}
 		}
 		h.out.mu.Unlock()
@@ -374,7 +374,7 @@ func TestOutboxEvictsLagging(t *testing.T) {
 	// Hold lag back as a stuck writer would, then post past its limit.
 	h.out.mu.Lock()
 	h.out.unidleLocked(cl)
-	cl.state = wSlow
+	cl.w.state = wSlow
 	h.out.slow = append(h.out.slow, cl)
 	h.out.mu.Unlock()
 	for i := range 10 {
@@ -384,9 +384,9 @@ func TestOutboxEvictsLagging(t *testing.T) {
 		waitWritten(t, h, []*client{cf}) // fast keeps up
 	}
 	h.out.mu.Lock()
-	closing, evicted := cl.closing, !cl.evictBy.IsZero()
+	closing, evicted := cl.w.closing, !cl.w.evictBy.IsZero()
 	h.out.slow = h.out.slow[:0]
-	cl.state = wWriting
+	cl.w.state = wWriting
 	h.out.doneLocked(cl, &batch{}, nil) // the stuck write finishes
 	h.out.startLocked()
 	h.out.mu.Unlock()
@@ -394,7 +394,7 @@ func TestOutboxEvictsLagging(t *testing.T) {
 		t.Fatalf("lag: closing %v, evicted %v after falling 10 frames behind a SendQueue of 8", closing, evicted)
 	}
 	select {
-	case <-cl.done:
+	case <-cl.w.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("lag's close frame was not written")
 	}
@@ -427,7 +427,7 @@ func TestOutboxPresenceLag(t *testing.T) {
 
 	h.out.mu.Lock()
 	h.out.unidleLocked(cl)
-	cl.state = wSlow
+	cl.w.state = wSlow
 	h.out.slow = append(h.out.slow, cl)
 	h.out.mu.Unlock()
 	const joins = 5 * 8 // five times SendQueue, well within SendQueue*msgWeight
@@ -440,9 +440,9 @@ func TestOutboxPresenceLag(t *testing.T) {
 	}
 	h.mu.Unlock()
 	h.out.mu.Lock()
-	closing := cl.closing
+	closing := cl.w.closing
 	h.out.slow = h.out.slow[:0]
-	cl.state = wWriting
+	cl.w.state = wWriting
 	h.out.doneLocked(cl, &batch{}, nil)
 	h.out.startLocked()
 	h.out.mu.Unlock()
@@ -496,7 +496,7 @@ func TestOutboxSlowResumes(t *testing.T) {
 		}
 		post(i)
 		h.out.mu.Lock()
-		if c.state == wSlow {
+		if c.w.state == wSlow {
 			slowSince = time.Now()
 		}
 		h.out.mu.Unlock()
@@ -530,7 +530,7 @@ func TestOutboxSlowResumes(t *testing.T) {
 		t.Errorf("stream (-want +got):\n%s", diff)
 	}
 	h.out.mu.Lock()
-	closing := c.closing
+	closing := c.w.closing
 	h.out.mu.Unlock()
 	if closing {
 		t.Error("the client was disconnected")
@@ -607,9 +607,9 @@ func TestOutboxGreetHeld(t *testing.T) {
 	sc, cc := tcpPair(t)
 	c := newClient(h, nil, sc)
 	resp := []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+	h.out.greet(c, resp, true)
 	h.out.mu.Lock()
-	h.out.greetLocked(c, resp, true)
-	state, ready, workers := c.state, h.out.ready.len(), h.out.workers
+	state, ready, workers := c.w.state, h.out.ready.len(), h.out.workers
 	h.out.mu.Unlock()
 	if state != wIdle || ready != 0 || workers != 0 {
 		t.Fatalf("after a held greeting: state %d, %d ready, %d writers; want nothing scheduled", state, ready, workers)
@@ -665,9 +665,7 @@ func TestHijackedConn(t *testing.T) {
 
 	c := newClient(h, nil, rec)
 	hc.c = c
-	h.out.mu.Lock()
-	h.out.greetLocked(c, hc.resp, false)
-	h.out.mu.Unlock()
+	h.out.greet(c, hc.resp, false)
 	pong := controlFrame(opPong, []byte("p"))
 	closing := closeFrame(closeTooBig, "")
 	for _, f := range [][]byte{pong, closing} {
@@ -675,9 +673,9 @@ func TestHijackedConn(t *testing.T) {
 			t.Fatalf("Write = %d, %v", n, err)
 		}
 	}
-	c.enqueue(textFrame(appendError(nil, "late")))
+	h.out.send(appendError(nil, "late"), c)
 	select {
-	case <-c.done:
+	case <-c.w.done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the outbox did not finish after gorilla's close frame")
 	}

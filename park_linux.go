@@ -29,7 +29,7 @@ type poller struct {
 	rc   syscall.RawConn
 	done chan struct{} // closed when run returns
 
-	mu      sync.Mutex
+	mu      sync.Mutex         // last in the lock order: Hub.mu, outbox.mu, mu
 	closed  bool               // epfd is closed or closing: register nothing
 	clients map[uint64]*client // registered connections, by pid
 	next    uint64
@@ -199,7 +199,7 @@ func (c *client) parkedControl() bool {
 	c.extendRead()
 	for _, f := range frames[:k] {
 		if f.op == opPing {
-			c.enqueue(controlFrame(opPong, f.payload))
+			c.h.out.pong(c, f.payload)
 		}
 	}
 	return true

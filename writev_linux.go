@@ -93,3 +93,17 @@ func (w *rawWriter) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// consume drops the first n bytes of *v, as a write of them does.
+func consume(v *net.Buffers, n int64) {
+	for len(*v) > 0 {
+		l := int64(len((*v)[0]))
+		if l > n {
+			(*v)[0] = (*v)[0][n:]
+			return
+		}
+		n -= l
+		(*v)[0] = nil
+		*v = (*v)[1:]
+	}
+}
