@@ -112,8 +112,8 @@
 // # Limits and slow clients
 //
 // The hub never waits for a client. A client that falls more than
-// Options.SendQueue messages behind the room (a join or leave counts as
-// 1/16 of a message) is disconnected (close 1008 if the close frame can
+// Options.SendQueue messages behind the room (a join or leave counts as a
+// small fraction of a message) is disconnected (close 1008 if the close frame can
 // still be written, else the TCP connection is dropped) and its leave is
 // announced, so every stream that continues is complete and in order. The
 // server pings every Options.PingInterval; a connection silent for
@@ -154,12 +154,12 @@
 // connection has a cursor into the log, and a few writer goroutines per hub
 // (none while nothing is queued) write each connection's part of the log
 // with one writev. Messages are written at once; joins and leaves may wait
-// a little (60 µs per member, at most 300 ms) so that a burst of them goes
-// out in few writes, and while a storm of them lasts (a room of thousands
+// a little, longer in a larger room, so that a burst of them goes out in
+// few writes, and while a storm of them lasts (a room of thousands
 // forming, or every client reconnecting after a restart) they are held
-// until it has been quiet for 50 ms, at most 200 µs per member (2 s), so
-// that the new members' handshakes get the CPU first. A message ends the
-// wait, and the order is always the room's.
+// until it is over, so that the new members' handshakes get the CPU
+// first; never more than 2 s after the connection's last write. A message
+// ends the wait, and the order is always the room's.
 //
 // A connection's frames are read by a goroutine of its own. On Linux, a
 // member's reader that has read everything the client sent parks the

@@ -52,10 +52,11 @@ type Options struct {
 	MaxUsers int
 
 	// SendQueue is how many messages a connection may fall behind the room.
-	// A join or leave counts as 1/16 of a message: presence frames are
-	// small, and in a storm of them (a large room forming, or every client
-	// reconnecting after a restart) the hub holds them back to write them
-	// together, so a connection may be up to 16×SendQueue of them behind.
+	// A join or leave counts as a small fraction of a message: presence
+	// frames are small, and in a storm of them (a large room forming, or
+	// every client reconnecting after a restart) the hub holds them back to
+	// write them together, so a connection may fall many times SendQueue of
+	// them behind.
 	// The hub never waits for a client: one that falls further behind is
 	// disconnected with 1008 ("too slow") and leaves at once (its leave is
 	// announced, and nothing it sends afterwards is published); every

@@ -15,7 +15,9 @@ const (
 	maxQuiet = 50 * time.Millisecond
 
 	// Presence is never held more than holdPerMember per member, at most
-	// maxHold, after the connection's last write (pacer.hold).
+	// maxHold, after the connection's last write (pacer.hold). maxHold is
+	// the one bound the docs state (package doc, README): change them with
+	// it.
 	holdPerMember = 200 * time.Microsecond
 	maxHold       = 2 * time.Second
 
