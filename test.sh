@@ -5,7 +5,7 @@
 # missing part fails.
 set -euo pipefail
 cd "$(dirname "$0")"
-for mod in . examples/e2e redisbroker pgstore bench; do
+for mod in . examples/e2e redisbroker pgstore sqlitestore bench; do
 	echo "== $mod"
 	(cd "$mod" && go vet ./... && go test -race -count=1 -timeout 20m ./...)
 done
