@@ -7,10 +7,10 @@
 //
 //	st, err := sqlitestore.Open(ctx, "chat.db", sqlitestore.Options{})
 //	if err != nil {
-//		log.Fatal(err)
+//		return err
 //	}
-//	defer st.Close()
-//	hub := chat.NewHub(chat.Options{Store: st})
+//	defer st.Close() // after the hubs' Shutdown, which stores what they hold
+//	hub := chat.NewHub(chat.Options{Name: "lobby", Store: st})
 //
 // # Durability
 //

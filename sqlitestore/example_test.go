@@ -6,56 +6,55 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/sqlitestore"
 )
 
+// A hub with a Store keeps its history across a restart: here the first
+// hub posts and shuts down (which writes what it has not stored yet), and
+// a second hub on the same file starts with that history and numbers on.
 func Example() {
 	dir, err := os.MkdirTemp("", "sqlitestore-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-
+	path := filepath.Join(dir, "chat.db")
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "chat.db"), sqlitestore.Options{MaxMessages: 100_000})
+
+	// The first run of the process.
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{MaxMessages: 100_000})
+	if err != nil {
+		log.Fatal(err)
+	}
+	hub := chat.NewHub(chat.Options{Name: "lobby", Store: st})
+	for _, body := range []string{"welcome", "the server restarts at noon"} {
+		if err := hub.Post(ctx, body); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := hub.Shutdown(ctx); err != nil {
+		log.Fatal(err)
+	}
+	st.Close()
+
+	// The next run.
+	st, err = sqlitestore.Open(ctx, path, sqlitestore.Options{MaxMessages: 100_000})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer st.Close()
-
-	// A hub appends what its room says, many messages at a time.
-	now := time.Now()
-	err = st.Append(ctx, "lobby", []chat.Message{
-		{ID: "1", Username: "alice", Body: "hi all", Time: now},
-		{ID: "2", Username: "bob", Body: "psst, alice", To: "alice", Time: now},
-		{ID: "3", Username: "carol", Body: "hello", Time: now},
-	})
-	if err != nil {
+	hub = chat.NewHub(chat.Options{Name: "lobby", Store: st})
+	defer hub.Shutdown(ctx)
+	if err := hub.Post(ctx, "back again"); err != nil {
 		log.Fatal(err)
 	}
-
-	// A joiner gets the public history; a returning client resumes after
-	// the last ID it saw, with its own private messages.
-	latest, err := st.Latest(ctx, "lobby", 50)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, m := range latest {
-		fmt.Printf("history %s %s: %s\n", m.ID, m.Username, m.Body)
-	}
-	missed, err := st.After(ctx, "lobby", "Alice", "1", 50)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for _, m := range missed {
-		fmt.Printf("resume  %s %s: %s\n", m.ID, m.Username, m.Body)
+	for _, m := range hub.History() {
+		fmt.Printf("%s %s: %s\n", m.ID, m.Username, m.Body)
 	}
 	// Output:
-	// history 1 alice: hi all
-	// history 3 carol: hello
-	// resume  2 bob: psst, alice
-	// resume  3 carol: hello
+	// 1 system: welcome
+	// 2 system: the server restarts at noon
+	// 3 system: back again
 }
