@@ -146,7 +146,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hc.c = c
 	h.out.greet(c, hc.resp, !nameInFrame)
 	hc.resp = nil
-	go c.serve(name, nameErr, nameInFrame)
+	since, ok := queryParam(r.URL.RawQuery, "since")
+	if !ok {
+		since = "malformed" // not an ID: the plain history, "resume":false
+	}
+	go c.serve(name, nameErr, since, nameInFrame)
 }
 
 // A hijacker hands gorilla's upgrader a hijackedConn in place of the
@@ -300,6 +304,7 @@ type client struct {
 
 	// Owned by h.mu.
 	member *member
+	res    *resumeReq // what it asks for to resume, until its join
 
 	// Owned by h.out.mu.
 	w writeSide
@@ -330,9 +335,10 @@ const (
 
 // serve is the connection's reader: it joins (as name, or with the name
 // its first frame asks for if nameInFrame, or not at all if nameErr says
-// why), then reads, validates and publishes frames until the connection
-// ends (see readFrames), then leaves and cleans up (end).
-func (c *client) serve(name string, nameErr error, nameInFrame bool) {
+// why; resuming after the message since, or the one the join frame names,
+// if any), then reads, validates and publishes frames until the
+// connection ends (see readFrames), then leaves and cleans up (end).
+func (c *client) serve(name string, nameErr error, since string, nameInFrame bool) {
 	h := c.h
 	c.ws.SetReadLimit(h.opts.ReadLimit)
 	c.ws.SetPingHandler(func(data string) error {
@@ -358,13 +364,16 @@ func (c *client) serve(name string, nameErr error, nameInFrame bool) {
 		joinBy := time.Now().Add(h.opts.JoinTimeout).UnixNano()
 		c.fixedBy.CompareAndSwap(0, joinBy)
 		c.extendRead()
-		n, ok := c.readJoin()
+		n, s, ok := c.readJoin()
 		if !ok {
 			c.end()
 			return
 		}
 		c.fixedBy.CompareAndSwap(joinBy, 0)
 		name = n
+		if s != "" {
+			since = s
+		}
 	}
 	c.extendRead()
 	valid, err := name, nameErr
@@ -372,6 +381,9 @@ func (c *client) serve(name string, nameErr error, nameInFrame bool) {
 		valid, err = ValidateUsername(name)
 	}
 	if err == nil {
+		if since != "" {
+			c.res = h.prepareResume(valid, since)
+		}
 		err = h.join(context.Background(), c, valid)
 	}
 	if err != nil {
@@ -449,8 +461,9 @@ func (c *client) park() bool {
 }
 
 // readJoin reads the first frame, which must be a join, and returns the
-// requested name. On anything else it refuses the connection.
-func (c *client) readJoin() (string, bool) {
+// requested name and since, if set. On anything else it refuses the
+// connection.
+func (c *client) readJoin() (name, since string, ok bool) {
 	typ, data, err := c.ws.ReadMessage()
 	if c.ending.Load() {
 		// The server is closing already (shutting down): the frame, if
@@ -458,7 +471,7 @@ func (c *client) readJoin() (string, bool) {
 		if err == nil {
 			c.awaitClose()
 		}
-		return "", false
+		return "", "", false
 	}
 	if err != nil {
 		if isTimeout(err) {
@@ -467,11 +480,11 @@ func (c *client) readJoin() (string, bool) {
 			c.closeWithError(fmt.Errorf(errTextJoinTimeout, c.h.opts.JoinTimeout))
 			c.drain()
 		}
-		return "", false
+		return "", "", false
 	}
 	if typ != websocket.TextMessage {
 		c.refuse(errors.New(errTextBinary))
-		return "", false
+		return "", "", false
 	}
 	f, err := decodeClientFrame(data)
 	if err == nil && f.Type != typeJoin {
@@ -479,9 +492,9 @@ func (c *client) readJoin() (string, bool) {
 	}
 	if err != nil {
 		c.refuse(err)
-		return "", false
+		return "", "", false
 	}
-	return *f.Username, true
+	return *f.Username, rawText(f.Since), true
 }
 
 // refuse sends an error frame and closes with 1008, then waits for the
@@ -614,8 +627,16 @@ func (c *client) handle(data []byte) error {
 	if err != nil {
 		return err
 	}
-	if f.Type == typeJoin {
+	switch f.Type {
+	case typeJoin:
 		return errors.New(errTextJoined)
+	case typeHistory:
+		page, err := h.page(name, f.before, f.limit)
+		if err != nil {
+			return err
+		}
+		h.out.send(page, c)
+		return nil
 	}
 	m := &Message{Username: name, Body: *f.Body}
 	if f.To != nil {

@@ -39,6 +39,8 @@ type frame struct {
 	TS       int64    `json:"ts,omitempty"`
 	Users    []string `json:"users,omitempty"`
 	Messages *[]frame `json:"messages,omitempty"`
+	Resume   *bool    `json:"resume,omitempty"`
+	Before   string   `json:"before,omitempty"`
 	Error    string   `json:"error,omitempty"`
 }
 

@@ -33,8 +33,10 @@
 // Client to server:
 //
 //	{"type":"join","username":"alice"}
+//	{"type":"join","username":"alice","since":"17"}    join, resuming after message 17
 //	{"type":"message","body":"Hello"}                  to everyone
 //	{"type":"message","body":"psst","to":"bob"}        private: to bob, echoed to the sender
+//	{"type":"history","before":"17","limit":50}        the messages before 17
 //
 // Server to client:
 //
@@ -43,6 +45,8 @@
 //	{"type":"leave","username":"bob"}
 //	{"type":"users","users":["alice","bob"]}           to the joiner only
 //	{"type":"history","messages":[{"type":"message",...}, ...]}  to the joiner only
+//	{"type":"history","messages":[...],"resume":true}  to a joiner that resumes
+//	{"type":"history","before":"17","messages":[...]}  a page of older messages
 //	{"type":"error","error":"reason"}
 //
 // A message's "id" is a decimal string, unique and increasing within the
@@ -50,6 +54,36 @@
 // messages carry "to"; messages from [Hub.Post] carry "system":true. The
 // server re-encodes everything it sends: "id", "ts" and "username" are its
 // own, never the client's.
+//
+// # Resume and older pages
+//
+// A client that reconnects says which message it saw last, with ?since=ID
+// in the URL or "since":"ID" in its join frame. Its history frame (after
+// its users snapshot, where every joiner's goes) then carries "resume":
+// with "resume":true, it holds exactly the messages after ID that the
+// client may see, the public ones and its own private ones (to or from
+// it), oldest first, and the live stream goes on from the next message: no
+// gap, no duplicate. If the hub cannot give all of them, the frame is the
+// plain history (the last Options.HistorySize public messages) with
+// "resume":false, and the client knows it missed something. That happens
+// when there are more than Options.ResumeLimit (1000) of them; when
+// neither the hub's memory nor the Store reaches back to ID (the Store
+// fails with [ErrNotRetained]); when ID is not a message of the room
+// (greater than its last: the Store was reset, say); when since is not a
+// decimal ID; and when resume is off (ResumeLimit < 0). Without a Store the
+// hub resumes from memory, which holds the last ResumeLimit public and
+// ResumeLimit private messages; with one, it reads the Store and adds what
+// it has accepted but not yet stored.
+//
+// A member asks for older messages with {"type":"history","before":ID,
+// "limit":N} and receives {"type":"history","before":ID,"messages":[...]}:
+// the last N messages before ID that it may see, public and its own
+// private ones, oldest first; an empty list at the beginning of the room
+// (or, without a Store, beyond what memory holds). "limit" defaults to 50
+// and is capped at 100. A missing or malformed "before", or a "limit"
+// that is not a whole number of at least 1, gets an error frame; the
+// connection stays open. Page requests count against the rate limit like
+// any frame, and are read from the Store off the hub's lock.
 //
 // # Ordering
 //
@@ -69,7 +103,9 @@
 // then the member list of that moment, which already contains those who
 // joined after him, and their join events are not sent to him. Either way
 // the snapshot plus the events after it give the room's members, and every
-// message reaches him after his snapshot and history, in order.
+// message reaches him after his snapshot and history, in order. A resumed
+// history (see Resume) comes in the same place, and the first message
+// after it is the next one after its last.
 //
 // # Usernames
 //
@@ -192,8 +228,12 @@
 // has queued up meanwhile in one Store.Append, so fan-out never waits for
 // the store. A failed write is retried with backoff and logged at Warn;
 // if the store stays down until 16,384 messages are waiting, the oldest
-// half of them are dropped, with a Warn. [Hub.Shutdown] waits for the
-// queue to be written, bounded by its context.
+// half of them are dropped, with a Warn: they never reach the Store (and
+// a client resuming across them after a restart is not told). While the
+// Store lags further behind than the hub's memory reaches (a Store that
+// is down), resumes that need it get "resume":false and pages may lack
+// the messages not stored yet. [Hub.Shutdown] waits for the queue to be
+// written, bounded by its context.
 //
 // With a [Broker] as well, each message is written once: by the hub its
 // sender is connected to; a system message from [Hub.Post] is written by

@@ -1,11 +1,13 @@
 package chat
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,10 +35,17 @@ func (c *sinkConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 // writers that write every member's part of the log, until all is written;
 // and allocations per delivery (none per recipient: the figure falls as
 // 1/N).
-func BenchmarkFanout(b *testing.B) {
+func BenchmarkFanout(b *testing.B) { benchFanout(b, nil) }
+
+// BenchmarkFanoutStore is BenchmarkFanout with a Store that keeps every
+// message in memory: the cost of queueing each message for the appender,
+// whose group commits run beside the writers.
+func BenchmarkFanoutStore(b *testing.B) { benchFanout(b, &sliceStore{}) }
+
+func benchFanout(b *testing.B, st Store) {
 	for _, n := range []int{10, 1000, 10000} {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			h := NewHub(Options{SendQueue: 1 << 20, HistorySize: 50, PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+			h := NewHub(Options{SendQueue: 1 << 20, HistorySize: 50, PingInterval: -1, Store: st, Logger: slog.New(slog.DiscardHandler)})
 			defer h.Close()
 			sinks := make([]*sinkConn, n)
 			clients := make([]*client, n)
@@ -77,3 +86,28 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// sliceStore is a Store that appends every message to a slice and reads
+// nothing back: the cheapest Store there can be.
+type sliceStore struct {
+	mu      sync.Mutex
+	msgs    []Message
+	appends int
+}
+
+func (s *sliceStore) Append(_ context.Context, _ string, msgs []Message) error {
+	s.mu.Lock()
+	s.msgs = append(s.msgs, msgs...)
+	s.appends++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sliceStore) Latest(context.Context, string, int) ([]Message, error) { return nil, nil }
+func (s *sliceStore) After(context.Context, string, string, string, int) ([]Message, error) {
+	return nil, nil
+}
+func (s *sliceStore) Before(context.Context, string, string, string, int) ([]Message, error) {
+	return nil, nil
+}
+func (s *sliceStore) LastID(context.Context, string) (string, error) { return "", nil }

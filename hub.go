@@ -29,6 +29,10 @@ type Hub struct {
 	out     outbox         // the write side: log, ready queue, writers
 	ap      *appender      // writes messages to Options.Store; nil without one
 
+	// ctx is cancelled when shutdown starts: it bounds reads of the Store.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	// mu guards everything below. Every change to the room happens under
 	// it, together with the fan-out of the event that announces it, so all
 	// members see one order. Lock order: mu, then out.mu, then the
@@ -41,13 +45,11 @@ type Hub struct {
 	first, last *member              // join order
 	pending     map[string]*client   // broker: claimed, awaiting EventJoin
 	seq         uint64               // last message id, without a broker
-	history     []historyEntry       // ring of public messages
-	histStart   int
-	usersJSON   []byte  // cached users payload; nil when stale
-	historyJSON []byte  // cached history payload; nil when stale
-	enc         []byte  // scratch for encoding join and leave events
-	pl          *poller // idle connections' poller, started on first use
-	plTried     bool    // a poller was started, or could not be
+	mem         recent               // recent messages: the history, resume, pages
+	usersJSON   []byte               // cached users payload; nil when stale
+	enc         []byte               // scratch for encoding join and leave events
+	pl          *poller              // idle connections' poller, started on first use
+	plTried     bool                 // a poller was started, or could not be
 }
 
 // poller returns the hub's poller, starting it on first use; nil if the
@@ -72,11 +74,6 @@ type member struct {
 	prev, next *member
 }
 
-type historyEntry struct {
-	msg  Message
-	json []byte // the message's wire object
-}
-
 // NewHub returns a running hub configured by opts; see [Options] for the
 // defaults. Stop it with [Hub.Shutdown] or [Hub.Close].
 func NewHub(opts Options) *Hub {
@@ -91,6 +88,8 @@ func NewHub(opts Options) *Hub {
 		members: make(map[string]*member),
 		pending: make(map[string]*client),
 	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.mem.init(&h.opts)
 	h.out.init(h)
 	if o.Store != nil {
 		h.ap = newAppender(h, o.Store)
@@ -133,9 +132,10 @@ func (h *Hub) usersLocked() []string {
 func (h *Hub) History() []Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	msgs := make([]Message, 0, len(h.history))
-	for i := range h.history {
-		msgs = append(msgs, h.history[(h.histStart+i)%len(h.history)].msg)
+	hist := h.mem.history()
+	msgs := make([]Message, len(hist))
+	for i, e := range hist {
+		msgs[i] = e.msg
 	}
 	return msgs
 }
@@ -176,6 +176,7 @@ func (h *Hub) shutdown(ctx, flush context.Context) error {
 	if !h.closed {
 		h.closed = true
 		close(h.stop)
+		h.cancel()
 		for c := range h.conns {
 			h.out.close(c, closeGoingAway, errTextClosed)
 		}
@@ -496,7 +497,7 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 		if h.usersJSON == nil {
 			h.usersJSON = appendUsers(nil, h.usersLocked())
 		}
-		hist = h.historyLocked()
+		hist = h.joinHistoryLocked(c, m)
 	}
 	h.out.join(h.enc, c, usersBody(h.usersJSON), hist)
 	if c != nil {
@@ -512,22 +513,6 @@ func usersBody(b []byte) []byte {
 	}
 	n := len(b) - len(usersEnd)
 	return b[:n:n]
-}
-
-// historyLocked returns the history's payload for a joiner, nil if the
-// history is off.
-func (h *Hub) historyLocked() []byte {
-	if h.opts.HistorySize <= 0 {
-		return nil
-	}
-	if h.historyJSON == nil {
-		msgs := make([][]byte, len(h.history))
-		for i := range h.history {
-			msgs[i] = h.history[(h.histStart+i)%len(h.history)].json
-		}
-		h.historyJSON = appendHistory(nil, msgs)
-	}
-	return h.historyJSON
 }
 
 // applyLeaveLocked removes the member with key, if any, and announces it.
@@ -555,14 +540,20 @@ func (h *Hub) applyLeaveLocked(key string) {
 
 // applyMessageLocked encodes m once and queues the same frame on every
 // recipient: all local members, or the sender and recipient of a private
-// message. Public messages enter the history. It never blocks: a client
-// that falls SendQueue messages behind is disconnected instead.
+// message. Every message enters the hub's memory (see recent); public
+// ones make the history. It never blocks: a client that falls SendQueue
+// messages behind is disconnected instead.
 func (h *Hub) applyMessageLocked(m *Message) {
 	obj := appendMessageJSON(nil, m)
+	id := h.seq // publish has just assigned it
+	if h.link != nil {
+		id, _ = strconv.ParseUint(m.ID, 10, 64)
+	}
 	if m.To != "" {
 		var to [2]*client
 		n := 0
-		from, rcpt := h.members[nameKey(m.Username)], h.members[nameKey(m.To)]
+		fk, tk := nameKey(m.Username), nameKey(m.To)
+		from, rcpt := h.members[fk], h.members[tk]
 		if from != nil && from.c != nil {
 			to[n] = from.c
 			n++
@@ -574,26 +565,13 @@ func (h *Hub) applyMessageLocked(m *Message) {
 		if n > 0 {
 			h.out.send(obj, to[:n]...)
 		}
+		h.mem.add(entry{id: id, msg: *m, json: obj, from: fk, to: tk})
 		h.storeLocked(m, from)
 		return
 	}
-	h.addHistoryLocked(m, obj)
+	h.mem.add(entry{id: id, msg: *m, json: obj})
 	h.storeLocked(m, nil)
 	h.out.message(obj)
-}
-
-// addHistoryLocked adds m, a public message encoded as obj, to the history.
-func (h *Hub) addHistoryLocked(m *Message, obj []byte) {
-	if n := h.opts.HistorySize; n > 0 {
-		e := historyEntry{msg: *m, json: obj}
-		if len(h.history) < n {
-			h.history = append(h.history, e)
-		} else {
-			h.history[h.histStart] = e
-			h.histStart = (h.histStart + 1) % n
-		}
-		h.historyJSON = nil
-	}
 }
 
 // applySyncLocked replaces the hub's view of the room with s, announcing
@@ -614,12 +592,7 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		m = next
 	}
 
-	h.history = h.history[:0]
-	h.histStart = 0
-	h.historyJSON = nil
-	for _, msg := range s.History[max(0, len(s.History)-h.opts.HistorySize):] {
-		h.history = append(h.history, historyEntry{msg: msg, json: appendMessageJSON(nil, &msg)})
-	}
+	h.mem.sync(s.History)
 
 	// Relink in the snapshot's order, then announce the newcomers.
 	var added []*member

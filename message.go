@@ -62,6 +62,10 @@ const (
 	errTextSlow        = "too slow: disconnected"
 	errTextClosed      = "server is shutting down"
 	errTextUnavailable = "room temporarily unavailable, try again"
+
+	errTextBefore             = `history needs "before": the id of a message`
+	errTextLimit              = "invalid limit: want a whole number of at least 1 (at most 100 messages are sent)"
+	errTextHistoryUnavailable = "history temporarily unavailable, try again"
 )
 
 // Sentinel errors. Client-facing ones double as the text of error frames,
@@ -85,10 +89,17 @@ var (
 
 // clientFrame is the decoded form of every frame a client may send.
 type clientFrame struct {
-	Type     string  `json:"type"`
-	Username *string `json:"username"`
-	Body     *string `json:"body"`
-	To       *string `json:"to"`
+	Type     string          `json:"type"`
+	Username *string         `json:"username"`
+	Body     *string         `json:"body"`
+	To       *string         `json:"to"`
+	Since    json.RawMessage `json:"since"`  // join: the last message ID seen
+	Before   json.RawMessage `json:"before"` // history: page before this ID
+	Limit    json.RawMessage `json:"limit"`  // history: page size
+
+	// A history request, validated.
+	before uint64
+	limit  int
 }
 
 // decodeClientFrame decodes one text frame into a fresh value. It rejects
@@ -115,12 +126,38 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 		if f.Body == nil {
 			return clientFrame{}, errors.New(errTextEmptyBody)
 		}
+	case typeHistory:
+		var err error
+		if f.before, err = strconv.ParseUint(rawText(f.Before), 10, 64); err != nil {
+			return clientFrame{}, errors.New(errTextBefore)
+		}
+		f.limit = defaultPageLimit
+		if l := rawText(f.Limit); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || len(f.Limit) != len(l) {
+				return clientFrame{}, errors.New(errTextLimit)
+			}
+			f.limit = min(n, maxPageLimit)
+		}
 	case "":
 		return clientFrame{}, errors.New("missing type")
 	default:
 		return clientFrame{}, fmt.Errorf("unknown type %s", quote(f.Type))
 	}
 	return f, nil
+}
+
+// rawText returns the text of a JSON string or the literal text of any
+// other JSON value; "" for none or null.
+func rawText(raw json.RawMessage) string {
+	var s string
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return ""
+	case json.Unmarshal(raw, &s) == nil:
+		return s
+	}
+	return string(raw)
 }
 
 // ValidateUsername trims white space from the ends of name and checks the
@@ -346,16 +383,38 @@ func appendUsersTail(b []byte, name string) []byte {
 	return append(b, usersEnd...)
 }
 
-// appendHistory appends the history frame from the encoded message objects.
-func appendHistory(b []byte, msgs [][]byte) []byte {
-	b = append(b, `{"type":"history","messages":[`...)
+// The "resume" field of a history frame.
+const (
+	resumeNone  = iota // none: the plain history, or a page
+	resumeTrue         // "resume":true: every message since the client's last
+	resumeFalse        // "resume":false: the plain history; the client missed some
+)
+
+// appendHistory appends a history frame's payload holding the encoded
+// message objects: with "before" if before is set (a page; before is
+// digits only), and the "resume" field resume.
+func appendHistory(b []byte, before string, msgs [][]byte, resume int) []byte {
+	b = append(b, `{"type":"history",`...)
+	if before != "" {
+		b = append(b, `"before":"`...)
+		b = append(b, before...)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"messages":[`...)
 	for i, m := range msgs {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, m...)
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	switch resume {
+	case resumeTrue:
+		b = append(b, `,"resume":true`...)
+	case resumeFalse:
+		b = append(b, `,"resume":false`...)
+	}
+	return append(b, '}')
 }
 
 // appendError appends an error event.

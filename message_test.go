@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +24,11 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"type":"message","body":null}`,
 		`{"type":"message","body":"a"} {"type":"message"}`,
 		`{"type":"shout"}`,
+		`{"type":"join","username":"alice","since":"17"}`,
+		`{"type":"history","before":"17","limit":20}`,
+		`{"type":"history","before":17}`,
+		`{"type":"history","before":"17","limit":-1}`,
+		`{"type":"history","limit":5}`,
 		`[1,2]`,
 		`{"type":"message","body":"\u0000\ud800"}`,
 		"{\"type\":\"message\",\"body\":\"\xff\"}",
@@ -33,7 +39,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := decodeClientFrame(data)
 		if err != nil {
-			if fr != (clientFrame{}) {
+			if !reflect.DeepEqual(fr, clientFrame{}) {
 				t.Fatalf("error %v with a non-zero frame %+v", err, fr)
 			}
 			if err.Error() == "" {
@@ -63,6 +69,10 @@ func FuzzDecodeClientFrame(f *testing.F) {
 				if err := json.Unmarshal(appendMessageJSON(nil, &m), &back); err != nil || back.Body != m.Body {
 					t.Fatalf("re-encoded body %q decodes to %q, %v", m.Body, back.Body, err)
 				}
+			}
+		case typeHistory:
+			if fr.limit < 1 || fr.limit > maxPageLimit {
+				t.Fatalf("history with limit %d accepted", fr.limit)
 			}
 		default:
 			t.Fatalf("accepted type %q", fr.Type)

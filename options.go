@@ -154,6 +154,21 @@ type Options struct {
 	// memory only, which costs nothing extra.
 	Store Store
 
+	// ResumeLimit is the most messages a client that reconnects may be sent
+	// to resume where it left off (see the package doc, Resume). A client
+	// that missed more, or more than the hub can still find, is sent the
+	// plain history with "resume":false instead. Zero means 1000; a
+	// negative value turns resume off.
+	//
+	// To resume without a Store, and to bridge the moment between a
+	// message's fan-out and its write to the Store, the hub keeps the last
+	// max(HistorySize, ResumeLimit) public messages and the last
+	// ResumeLimit private ones in memory, as encoded for the wire: one slot
+	// of a ring per message, so no extra work per message, and about
+	// (2×body + 250) bytes each, some 700 KB per room at the default with
+	// 100-byte bodies. Without a Store, resume reaches back that far.
+	ResumeLimit int
+
 	// Logger receives lifecycle events at Debug and unexpected failures at
 	// Warn, never one line per message. Nil means [slog.Default].
 	Logger *slog.Logger
@@ -188,6 +203,12 @@ func (o Options) withDefaults() Options {
 		o.HistorySize = defaultHistory
 	case o.HistorySize < 0:
 		o.HistorySize = 0
+	}
+	switch {
+	case o.ResumeLimit == 0:
+		o.ResumeLimit = defaultResumeLimit
+	case o.ResumeLimit < 0:
+		o.ResumeLimit = 0
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = defaultMaxBody

@@ -82,6 +82,7 @@ type appender struct {
 	// Guarded by h.mu.
 	q    []Message // waiting, in ID order; the first busy are being appended
 	busy int
+	lost uint64 // the greatest ID dropped from q, never stored
 
 	wake   chan struct{} // the queue is no longer empty
 	quit   chan struct{} // closed by Shutdown: append what is queued and exit
@@ -108,6 +109,9 @@ func newAppender(h *Hub, s Store) *appender {
 func (a *appender) pushLocked(m *Message) {
 	if len(a.q) >= maxAppendQueue {
 		drop := (len(a.q) - a.busy) / 2
+		if id, err := strconv.ParseUint(a.q[a.busy+drop-1].ID, 10, 64); err == nil {
+			a.lost = max(a.lost, id)
+		}
 		copy(a.q[a.busy:], a.q[a.busy+drop:])
 		clear(a.q[len(a.q)-drop:])
 		a.q = a.q[:len(a.q)-drop]
@@ -239,6 +243,7 @@ func (h *Hub) loadStore() {
 	if h.opts.Broker == nil {
 		h.seq = last
 	}
+	h.mem.base, h.mem.last = last, last
 	if h.opts.Broker != nil || h.opts.HistorySize <= 0 {
 		return
 	}
@@ -247,8 +252,13 @@ func (h *Hub) loadStore() {
 		h.log.Warn("chat: cannot read the history from the store; starting without it", "err", err)
 		return
 	}
-	for i := range msgs {
-		h.addHistoryLocked(&msgs[i], appendMessageJSON(nil, &msgs[i]))
+	for _, m := range msgs {
+		id, err := strconv.ParseUint(m.ID, 10, 64)
+		if err != nil {
+			h.log.Warn("chat: invalid message id in the store", "id", m.ID)
+			continue
+		}
+		h.mem.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m)})
 	}
 }
 
