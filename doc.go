@@ -135,9 +135,10 @@
 //     (Options.MaxUsers): an error frame, then close 1008.
 //   - Invalid JSON, trailing data after the object, an unknown type, an
 //     empty or oversized body (Options.MaxBodyBytes), a private message to
-//     someone absent, a second join, a binary frame, invalid UTF-8, or a
-//     frame over the rate limit (Options.RateLimit): an error frame; the
-//     connection stays open and nothing is broadcast.
+//     someone absent, a second join, a binary frame, invalid UTF-8, a
+//     history request without a valid "before" or with an invalid
+//     "limit", or a frame over the rate limit (Options.RateLimit): an
+//     error frame; the connection stays open and nothing is broadcast.
 //   - A frame over Options.ReadLimit: close 1009.
 //
 // Error frames' texts are meant for people; match on the close code, or in

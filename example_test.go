@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/storetest"
 )
 
 // Mount a chat room on a mux next to other handlers. Clients connect with
@@ -157,4 +158,34 @@ func printFrames(ws *websocket.Conn, n int) {
 		b, _ := json.Marshal(f) // sorts the keys
 		fmt.Println(string(b))
 	}
+}
+
+// A Store keeps the room's messages across a restart, and a client that
+// reconnects with ?since= receives exactly the messages it missed.
+func ExampleOptions_store() {
+	ctx := context.Background()
+	st := storetest.NewMemory() // in a program: sqlitestore or pgstore
+	hub := chat.NewHub(chat.Options{Store: st})
+	hub.Post(ctx, "first")
+	since := hub.History()[0].ID // the last message a client saw
+	hub.Post(ctx, "second")
+	hub.Post(ctx, "third")
+	hub.Shutdown(ctx) // waits until the Store has every message
+
+	hub = chat.NewHub(chat.Options{Store: st}) // after a restart
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(ctx)
+
+	alice := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=alice&since=" + since)
+	defer alice.Close()
+	hist := readFrames(alice, 3)[2] // after her join and the users snapshot
+	fmt.Println("resume:", hist["resume"])
+	for _, m := range hist["messages"].([]any) {
+		fmt.Println(m.(map[string]any)["body"])
+	}
+	// Output:
+	// resume: true
+	// second
+	// third
 }
