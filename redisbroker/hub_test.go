@@ -100,6 +100,7 @@ type frame struct {
 	TS       int64    `json:"ts,omitempty"`
 	Users    []string `json:"users,omitempty"`
 	Messages []frame  `json:"messages,omitempty"`
+	Resume   *bool    `json:"resume,omitempty"`
 	Error    string   `json:"error,omitempty"`
 }
 
@@ -114,7 +115,13 @@ type client struct {
 
 func dial(t testing.TB, in *instance, name string) *client {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(in.url+"?username="+url.QueryEscape(name), nil)
+	return dialQuery(t, in, name, "")
+}
+
+// dialQuery dials as name with more of the query string, e.g. "&since=17".
+func dialQuery(t testing.TB, in *instance, name, query string) *client {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(in.url+"?username="+url.QueryEscape(name)+query, nil)
 	if err != nil {
 		t.Fatalf("dial as %s: %v", name, err)
 	}

@@ -117,3 +117,42 @@ func TestClusterStore(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterResume: a client that reconnects to another hub of the room
+// resumes from the ids Redis assigned: what it missed, then the live
+// stream.
+func TestClusterResume(t *testing.T) {
+	s := startRedis(t)
+	a, b := startInstance(t, s, quietOptions(t)), startInstance(t, s, quietOptions(t))
+	alice, _, _ := join(t, a, "alice")
+	carol, _, _ := join(t, b, "carol")
+	alice.expect(joinFrame("carol"))
+	alice.say("m0", "")
+	alice.next()
+	since := carol.expect(msgFrame("alice", "m0"))[0].ID
+	carol.ws.Close()
+	alice.expect(leaveFrame("carol"))
+	alice.say("m1", "")
+	alice.say("m2", "")
+	alice.expect(msgFrame("alice", "m1"), msgFrame("alice", "m2"))
+
+	carol = dialQuery(t, a, "carol", "&since="+since)
+	carol.expect(joinFrame("carol"))
+	if f := carol.next(); f.Type != "users" {
+		t.Fatalf("second frame %+v, want users", f)
+	}
+	hist := carol.next()
+	if hist.Resume == nil || !*hist.Resume {
+		t.Fatalf("history %+v, want resume:true", hist)
+	}
+	var bodies []string
+	for _, m := range hist.Messages {
+		bodies = append(bodies, m.Body)
+	}
+	if diff := cmp.Diff([]string{"m1", "m2"}, bodies); diff != "" {
+		t.Errorf("resumed messages (-want +got):\n%s", diff)
+	}
+	alice.expect(joinFrame("carol"))
+	alice.say("m3", "")
+	carol.expect(msgFrame("alice", "m3"))
+}
