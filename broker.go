@@ -1,6 +1,9 @@
 package chat
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // A Broker lets hubs in several processes serve one room: hubs with the same
 // Options.Name and the same Broker behave as one hub on one machine. Set
@@ -50,6 +53,20 @@ type Link interface {
 	// and delivers it to every hub as an EventMessage.
 	Publish(ctx context.Context, m Message) error
 
+	// Moderate records and announces a moderation action (see
+	// [Moderation]); every hub receives it as an EventModeration. A ModKick
+	// of a name no member of the room holds fails with an error wrapping
+	// ErrNoSuchUser. A ModBan or ModMute holds until mod.Until: the broker
+	// keeps it until then, when it lapses by itself, and lists it in the
+	// Snapshot of every EventSync meanwhile. While a name is banned, Join
+	// fails with an error wrapping ErrBanned for it; while it is muted,
+	// Publish fails with an error wrapping ErrMuted for its messages (not
+	// for System ones); both checks are atomic with the claim or the
+	// publication, so that no hub admits or publishes what another has
+	// just forbidden. A ModUnban or ModUnmute lifts the ban or mute, if
+	// any. A new ban or mute of a name replaces the one in force.
+	Moderate(ctx context.Context, mod Moderation) error
+
 	// Close releases the members claimed through this link (every other
 	// hub receives their EventLeave) and stops delivery. After Close
 	// returns, deliver is not called again.
@@ -69,6 +86,9 @@ const (
 	EventLeave
 	// EventMessage carries Event.Message, public or private.
 	EventMessage
+	// EventModeration carries Event.Moderation: a kick, or a ban or mute
+	// set or lifted.
+	EventModeration
 )
 
 // An Event is one entry of a room's ordered stream, as delivered by a
@@ -81,6 +101,8 @@ type Event struct {
 	Message Message
 	// Sync is the room's state, for an EventSync.
 	Sync *Snapshot
+	// Moderation is the action of an EventModeration.
+	Moderation Moderation
 }
 
 // A Snapshot is a room's state at one point of its stream.
@@ -90,6 +112,44 @@ type Snapshot struct {
 	// History holds the last public messages of the room, oldest first.
 	// A hub keeps at most its Options.HistorySize of them.
 	History []Message
+	// Restrictions lists the bans and mutes in force (Action ModBan or
+	// ModMute), in any order. Those that have lapsed meanwhile are
+	// ignored.
+	Restrictions []Moderation
+}
+
+// ModAction says what a [Moderation] does.
+type ModAction int
+
+// The moderation actions; see [Hub.Kick], [Hub.Ban] and [Hub.Mute].
+const (
+	// ModKick disconnects the member named Username wherever it is
+	// connected, with Reason.
+	ModKick ModAction = iota + 1
+	// ModBan disconnects the member named Username, if any, with Reason,
+	// and refuses the name at join until Until.
+	ModBan
+	// ModUnban lifts the ban of Username.
+	ModUnban
+	// ModMute refuses the messages of Username until Until; the member
+	// stays.
+	ModMute
+	// ModUnmute lifts the mute of Username.
+	ModUnmute
+)
+
+// A Moderation is an action on one name of a room, as a [Broker] carries
+// it between hubs: a kick, or a ban or mute set or lifted.
+type Moderation struct {
+	Action ModAction
+	// Username is the name acted on; bans and mutes hold for every name
+	// with the same [NameKey].
+	Username string
+	// Reason, for a kick or a ban, is shown to the member, and to the
+	// banned name at join; at most MaxReasonBytes bytes.
+	Reason string
+	// Until is when a ban or mute lapses.
+	Until time.Time
 }
 
 // NameKey returns the canonical form of a username, under which names are

@@ -20,6 +20,7 @@ type memBroker struct {
 	owner   map[string]*memLink // name key → the link that claimed it
 	users   []string
 	history []chat.Message
+	restr   map[string]chat.Moderation // bans and mutes by "b"/"m" + name key
 }
 
 type memLink struct {
@@ -28,7 +29,7 @@ type memLink struct {
 }
 
 func newMemBroker() *memBroker {
-	return &memBroker{subs: map[*memLink]bool{}, owner: map[string]*memLink{}}
+	return &memBroker{subs: map[*memLink]bool{}, owner: map[string]*memLink{}, restr: map[string]chat.Moderation{}}
 }
 
 func (b *memBroker) Open(room string, deliver func(chat.Event)) (chat.Link, error) {
@@ -36,8 +37,13 @@ func (b *memBroker) Open(room string, deliver func(chat.Event)) (chat.Link, erro
 	defer b.mu.Unlock()
 	l := &memLink{b: b, deliver: deliver}
 	b.subs[l] = true
+	var restr []chat.Moderation
+	for _, r := range b.restr {
+		restr = append(restr, r)
+	}
 	deliver(chat.Event{Kind: chat.EventSync, Sync: &chat.Snapshot{
 		Users: append([]string(nil), b.users...), History: append([]chat.Message(nil), b.history...),
+		Restrictions: restr,
 	}})
 	return l, nil
 }
@@ -55,6 +61,9 @@ func (l *memLink) Join(_ context.Context, name string) error {
 	key := chat.NameKey(name)
 	if b.owner[key] != nil {
 		return chat.ErrNameTaken
+	}
+	if b.inForce("b", key) {
+		return chat.ErrBanned
 	}
 	b.owner[key] = l
 	b.users = append(b.users, name)
@@ -90,6 +99,12 @@ func (l *memLink) Publish(_ context.Context, m chat.Message) error {
 	b := l.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !m.System && b.inForce("m", chat.NameKey(m.Username)) {
+		return chat.ErrMuted
+	}
+	if m.To != "" && b.owner[chat.NameKey(m.To)] == nil {
+		return chat.ErrNoSuchUser
+	}
 	b.seq++
 	m.ID, m.Time = strconv.FormatUint(b.seq, 10), time.Now()
 	if m.To == "" {
@@ -97,6 +112,35 @@ func (l *memLink) Publish(_ context.Context, m chat.Message) error {
 	}
 	b.publishLocked(chat.Event{Kind: chat.EventMessage, Message: m})
 	return nil
+}
+
+func (l *memLink) Moderate(_ context.Context, mod chat.Moderation) error {
+	b := l.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := chat.NameKey(mod.Username)
+	switch mod.Action {
+	case chat.ModKick:
+		if b.owner[key] == nil {
+			return chat.ErrNoSuchUser
+		}
+	case chat.ModBan:
+		b.restr["b"+key] = mod
+	case chat.ModUnban:
+		delete(b.restr, "b"+key)
+	case chat.ModMute:
+		b.restr["m"+key] = mod
+	case chat.ModUnmute:
+		delete(b.restr, "m"+key)
+	}
+	b.publishLocked(chat.Event{Kind: chat.EventModeration, Moderation: mod})
+	return nil
+}
+
+// inForce reports whether a ban ("b") or mute ("m") of key is in force.
+func (b *memBroker) inForce(kind, key string) bool {
+	r, ok := b.restr[kind+key]
+	return ok && time.Now().Before(r.Until)
 }
 
 func (l *memLink) Close() error {

@@ -647,6 +647,9 @@ func (c *client) handle(data []byte) error {
 	if err := validateBody(m.Body, h.opts.MaxBodyBytes); err != nil {
 		return err
 	}
+	if err := h.mutedErr(name); err != nil {
+		return err
+	}
 	if h.opts.OnMessage != nil {
 		if err := h.opts.OnMessage(m); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,16 +41,19 @@ type Hub struct {
 	mu          sync.Mutex
 	closed      bool
 	syncedOnce  bool
-	conns       map[*client]struct{} // every connection, joined or not
-	members     map[string]*member   // by name key; members of every hub
-	first, last *member              // join order
-	pending     map[string]*client   // broker: claimed, awaiting EventJoin
-	seq         uint64               // last message id, without a broker
-	mem         recent               // recent messages: the history, resume, pages
-	usersJSON   []byte               // cached users payload; nil when stale
-	enc         []byte               // scratch for encoding join and leave events
-	pl          *poller              // idle connections' poller, started on first use
-	plTried     bool                 // a poller was started, or could not be
+	conns       map[*client]struct{}  // every connection, joined or not
+	members     map[string]*member    // by name key; members of every hub
+	first, last *member               // join order
+	pending     map[string]*client    // broker: claimed, awaiting EventJoin
+	seq         uint64                // last message id, without a broker
+	mem         recent                // recent messages: the history, resume, pages
+	usersJSON   []byte                // cached users payload; nil when stale
+	enc         []byte                // scratch for encoding join and leave events
+	pl          *poller               // idle connections' poller, started on first use
+	plTried     bool                  // a poller was started, or could not be
+	bans, mutes map[string]Moderation // in force, by name key (see moderate.go); nil: none
+
+	nMutes atomic.Int32 // len(mutes), for the message path to read without mu
 }
 
 // poller returns the hub's poller, starting it on first use; nil if the
@@ -333,6 +337,11 @@ func (h *Hub) join(ctx context.Context, c *client, name string) error {
 	if errors.Is(err, ErrNameTaken) {
 		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	}
+	if errors.Is(err, ErrBanned) { // banned on another hub just now
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.bannedErrLocked(name, key, false)
+	}
 	h.log.Warn("chat: join through broker failed", "user", name, "err", err)
 	return errors.New(errTextUnavailable)
 }
@@ -365,6 +374,8 @@ func (h *Hub) admitLocked(name, key string) error {
 		return ErrHubClosed
 	case key == h.sysKey:
 		return errorf(ErrInvalidName, "username %s is reserved", quote(name))
+	case len(h.bans) > 0 && h.bannedErrLocked(name, key, true) != nil:
+		return h.bannedErrLocked(name, key, true)
 	case h.members[key] != nil || h.pending[key] != nil:
 		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	case h.opts.MaxUsers > 0 && len(h.members)+len(h.pending) >= h.opts.MaxUsers:
@@ -425,6 +436,11 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 		if errors.Is(err, ErrNoSuchUser) { // the recipient left meanwhile
 			return errorf(ErrNoSuchUser, "user %s is not here", quote(m.To))
 		}
+		if errors.Is(err, ErrMuted) { // muted on another hub just now
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.mutedErrLocked(nameKey(m.Username), false)
+		}
 		h.log.Warn("chat: publish through broker failed", "err", err)
 		return errors.New(errTextUnavailable)
 	}
@@ -463,6 +479,8 @@ func (h *Hub) deliver(ev Event) {
 	case EventMessage:
 		m := ev.Message
 		h.applyMessageLocked(&m)
+	case EventModeration:
+		h.applyModerationLocked(ev.Moderation)
 	}
 }
 
@@ -619,4 +637,5 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 	for _, m := range added {
 		h.announceJoinLocked(m, m.c)
 	}
+	h.setRestrictionsLocked(s.Restrictions)
 }

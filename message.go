@@ -62,6 +62,12 @@ const (
 	errTextSlow        = "too slow: disconnected"
 	errTextClosed      = "server is shutting down"
 	errTextUnavailable = "room temporarily unavailable, try again"
+	errTextKicked      = "kicked by a moderator"          // + ": " and the reason, if any
+	errTextBanned      = "banned until %s"                // the member, disconnected; + reason
+	errTextBannedName  = "username %s is banned until %s" // at join; + reason
+	errTextBannedNow   = "username %s is banned"          // at join, before the hub has the ban's end
+	errTextMuted       = "you are muted until %s: your messages are not published"
+	errTextMutedNow    = "you are muted: your messages are not published"
 
 	errTextBefore             = `history needs "before": the id of a message`
 	errTextLimit              = "invalid limit: want a whole number of at least 1 (at most 100 messages are sent)"
@@ -85,6 +91,11 @@ var (
 	ErrNoSuchUser = errors.New("chat: no such user")
 	// ErrRoomFull means the hub has Options.MaxUsers members.
 	ErrRoomFull = errors.New("chat: room is full")
+	// ErrBanned means a name is banned from the room (see [Hub.Ban]).
+	ErrBanned = errors.New("chat: username banned")
+	// ErrMuted means a member is muted (see [Hub.Mute]): its messages are
+	// not published.
+	ErrMuted = errors.New("chat: muted")
 )
 
 // clientFrame is the decoded form of every frame a client may send.
