@@ -20,9 +20,10 @@
 //
 // A process may run any number of hubs, one per room, path or port; they
 // share nothing. Go code takes part with [Hub.Post] (a system message),
-// [Hub.Users], [Hub.History], and the hooks Options.OnJoin, OnLeave and
-// OnMessage (which may rewrite or reject a message). Options.Authenticate
-// plugs in authentication.
+// [Hub.Send] (a system message to one member), [Hub.Users], [Hub.History],
+// the moderation methods (see Moderation), and the hooks Options.OnJoin,
+// OnLeave and OnMessage (which may rewrite or reject a message).
+// Options.Authenticate plugs in authentication.
 //
 // # Protocol
 //
@@ -51,7 +52,8 @@
 //
 // A message's "id" is a decimal string, unique and increasing within the
 // room; "ts" is the time the hub accepted it, in Unix milliseconds. Private
-// messages carry "to"; messages from [Hub.Post] carry "system":true. The
+// messages carry "to"; messages from [Hub.Post] and [Hub.Send] carry
+// "system":true. The
 // server re-encodes everything it sends: "id", "ts" and "username" are its
 // own, never the client's.
 //
@@ -129,16 +131,17 @@
 //
 // Bad input gets a clear error and disturbs nobody else:
 //
-//   - A taken, invalid or reserved name, a ?username= that fails to
-//     percent-decode (answered at once), a frame other than join before
+//   - A taken, invalid, reserved or banned name, a ?username= that fails
+//     to percent-decode (answered at once), a frame other than join before
 //     joining, no join frame within Options.JoinTimeout, or a full room
 //     (Options.MaxUsers): an error frame, then close 1008.
 //   - Invalid JSON, trailing data after the object, an unknown type, an
 //     empty or oversized body (Options.MaxBodyBytes), a private message to
 //     someone absent, a second join, a binary frame, invalid UTF-8, a
 //     history request without a valid "before" or with an invalid
-//     "limit", or a frame over the rate limit (Options.RateLimit): an
-//     error frame; the connection stays open and nothing is broadcast.
+//     "limit", a frame over the rate limit (Options.RateLimit), or a
+//     message from a muted member: an error frame; the connection stays
+//     open and nothing is broadcast.
 //   - A frame over Options.ReadLimit: close 1009.
 //
 // Error frames' texts are meant for people; match on the close code, or in
@@ -167,6 +170,27 @@
 // frame, or when the grace ends.) The client then has a grace of 2 seconds
 // to answer the close frame; pings and frames do not extend it, and after
 // it the connection is dropped.
+//
+// # Moderation
+//
+// Go code moderates a room by name, on any hub of it:
+//
+//   - [Hub.Kick] disconnects a member: an error frame with the reason, a
+//     1008 close, and its leave announced at once, as for a slow client.
+//   - [Hub.Ban] kicks the member, if any, and refuses the name (under
+//     [NameKey]) at join for a duration, with an error frame naming the
+//     ban's end and a 1008 close; [Hub.Unban] lifts it.
+//   - [Hub.Mute] keeps a member in the room but refuses its messages with
+//     an error frame for a duration, also after it reconnects;
+//     [Hub.Unmute] lifts it.
+//   - [Hub.Send] sends one member a private system message.
+//
+// Kicking or sending to someone absent fails with [ErrNoSuchUser]; every
+// one of these fails with [ErrHubClosed] after shutdown. With a Broker
+// they act on the member wherever it is connected, and bans and mutes
+// hold on every hub of the room, including those that start later, until
+// they end. The hub keeps bans and mutes in memory (the Broker, if any,
+// keeps them for the room): without a Broker, a restart lifts them.
 //
 // # Origins
 //

@@ -129,6 +129,117 @@ func ExampleHub_Shutdown() {
 	// post: chat: hub closed
 }
 
+// Kick a member from Go: it gets an error frame with the reason and a 1008
+// close, and everyone else sees it leave. Kicking someone absent fails
+// with ErrNoSuchUser.
+func ExampleHub_Kick() {
+	hub := chat.NewHub(chat.Options{})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	alice := dial(url + "?username=alice")
+	defer alice.Close()
+	readFrames(alice, 3)
+	bob := dial(url + "?username=bob")
+	defer bob.Close()
+	readFrames(bob, 3)
+	readFrames(alice, 1) // bob's join
+
+	ctx := context.Background()
+	if err := hub.Kick(ctx, "bob", "flooding"); err != nil {
+		fmt.Println(err)
+	}
+	printFrames(bob, 1)
+	_, _, err := bob.ReadMessage()
+	fmt.Println("bob:", err)
+	printFrames(alice, 1)
+	fmt.Println(errors.Is(hub.Kick(ctx, "carol", ""), chat.ErrNoSuchUser))
+	// Output:
+	// {"error":"kicked by a moderator: flooding","type":"error"}
+	// bob: websocket: close 1008 (policy violation): kicked by a moderator: flooding
+	// {"type":"leave","username":"bob"}
+	// true
+}
+
+// Ban a name for a while: the member is kicked, and the name (in any case)
+// is refused at join until the ban ends or Unban lifts it.
+func ExampleHub_Ban() {
+	hub := chat.NewHub(chat.Options{})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	if err := hub.Ban(context.Background(), "mallory", 24*time.Hour, "spam"); err != nil {
+		fmt.Println(err)
+	}
+	m := dial(url + "?username=Mallory")
+	defer m.Close()
+	text := readFrames(m, 1)[0]["error"].(string)
+	before, _, _ := strings.Cut(text, " until ") // the rest is the ban's end, in UTC
+	fmt.Println(before)
+	_, _, err := m.ReadMessage()
+	fmt.Println(websocket.IsCloseError(err, websocket.ClosePolicyViolation))
+
+	if err := hub.Unban(context.Background(), "mallory"); err != nil {
+		fmt.Println(err)
+	}
+	m2 := dial(url + "?username=Mallory")
+	defer m2.Close()
+	printFrames(m2, 1)
+	// Output:
+	// username "Mallory" is banned
+	// true
+	// {"type":"join","username":"Mallory"}
+}
+
+// Mute a member: it stays and hears everything, but its messages get an
+// error frame and reach nobody.
+func ExampleHub_Mute() {
+	hub := chat.NewHub(chat.Options{})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+
+	bob := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=bob")
+	defer bob.Close()
+	readFrames(bob, 3)
+
+	if err := hub.Mute(context.Background(), "bob", 10*time.Minute); err != nil {
+		fmt.Println(err)
+	}
+	bob.WriteJSON(map[string]string{"type": "message", "body": "BUY NOW"})
+	text := readFrames(bob, 1)[0]["error"].(string)
+	fmt.Println(strings.HasPrefix(text, "you are muted until "))
+	fmt.Println(len(hub.History()))
+	// Output:
+	// true
+	// 0
+}
+
+// Send one member a private message from the server.
+func ExampleHub_Send() {
+	hub := chat.NewHub(chat.Options{SystemName: "moderator"})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+
+	bob := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "?username=bob")
+	defer bob.Close()
+	readFrames(bob, 3)
+
+	if err := hub.Send(context.Background(), "bob", "Please keep it friendly."); err != nil {
+		fmt.Println(err)
+	}
+	printFrames(bob, 1)
+	fmt.Println(hub.Send(context.Background(), "carol", "hello?"))
+	// Output:
+	// {"body":"Please keep it friendly.","system":true,"to":"bob","type":"message","username":"moderator"}
+	// chat: user "carol" is not here
+}
+
 func dial(url string) *websocket.Conn {
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {

@@ -37,6 +37,14 @@
 //   - A joiner receives every member of every instance, in join order, and
 //     the room's recent public messages (Options.HistorySize are kept in
 //     Redis; each hub hands out its own chat.Options.HistorySize).
+//   - Moderation ([chat.Hub.Kick], Ban, Mute, Send) on any instance acts on
+//     the member wherever it is connected. A ban or mute is a Redis key
+//     that expires when it ends; the script that claims a name refuses a
+//     banned one, and the script that publishes refuses a muted sender's
+//     message, so once Ban or Mute has returned no instance admits the
+//     name or publishes its messages, even before it has heard of the
+//     ban. An instance that starts later finds the bans and mutes in force
+//     in its first EventSync.
 //
 // Each link subscribes first and then loads the room's state with a script,
 // so no event falls between the two: it delivers the state as an
@@ -84,7 +92,9 @@
 //
 // A Redis Cluster works as well as a single Redis: all keys of a room share
 // one hash slot. Key names are described in scripts.go; a room's keys are
-// never expired.
+// never expired, but for the heartbeats and the bans and mutes, which
+// expire when they end. The ends of bans and mutes are those the calling
+// process computes, so the processes' clocks should agree.
 //
 // # Cost
 //

@@ -107,8 +107,11 @@ func (l *link) Join(ctx context.Context, username string) error {
 		l.markDirty()
 		return fmt.Errorf("redisbroker: join %q: %w", username, err)
 	}
-	if ok == 0 {
+	switch ok {
+	case 0:
 		return fmt.Errorf("%w: %q", chat.ErrNameTaken, username)
+	case -1:
+		return fmt.Errorf("%w: %q", chat.ErrBanned, username)
 	}
 	l.mu.Lock()
 	l.joins++
@@ -136,7 +139,9 @@ func (l *link) Leave(ctx context.Context, username string) error {
 }
 
 // Publish implements [chat.Link]. A private message to a name no member of
-// the room holds fails with an error wrapping chat.ErrNoSuchUser.
+// the room holds fails with an error wrapping chat.ErrNoSuchUser, and a
+// message from a muted name (unless it is a system message) with one
+// wrapping chat.ErrMuted.
 func (l *link) Publish(ctx context.Context, m chat.Message) error {
 	if err := l.usable(); err != nil {
 		return err
@@ -145,16 +150,59 @@ func (l *link) Publish(ctx context.Context, m chat.Message) error {
 	if err != nil {
 		return err
 	}
-	to := ""
+	to, from := "", ""
 	if m.To != "" {
 		to = chat.NameKey(m.To)
 	}
-	ok, err := publishScript.Run(ctx, l.b.rdb, l.keys, l.base, l.channel, l.opts.HistorySize, to, payload).Int()
+	if !m.System {
+		from = chat.NameKey(m.Username)
+	}
+	ok, err := publishScript.Run(ctx, l.b.rdb, l.keys, l.base, l.channel, l.opts.HistorySize, to, payload, from).Int()
 	if err != nil {
 		return fmt.Errorf("redisbroker: publish: %w", err)
 	}
-	if ok == 0 {
+	switch ok {
+	case 0:
 		return fmt.Errorf("%w: %q", chat.ErrNoSuchUser, m.To)
+	case -1:
+		return fmt.Errorf("%w: %q", chat.ErrMuted, m.Username)
+	}
+	return nil
+}
+
+// modActions are the names of the moderation actions in events.
+var modActions = map[chat.ModAction]string{
+	chat.ModKick:   "kick",
+	chat.ModBan:    "ban",
+	chat.ModUnban:  "unban",
+	chat.ModMute:   "mute",
+	chat.ModUnmute: "unmute",
+}
+
+// Moderate implements [chat.Link]. A ban or mute is a Redis key that
+// expires at mod.Until (by the clock of the calling process), so that it
+// ends even if no hub is running then. A kick of a name no member of the
+// room holds fails with an error wrapping chat.ErrNoSuchUser.
+func (l *link) Moderate(ctx context.Context, mod chat.Moderation) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	act, ok := modActions[mod.Action]
+	if !ok {
+		return fmt.Errorf("redisbroker: unknown moderation action %d", mod.Action)
+	}
+	var ttl, until int64
+	if mod.Action == chat.ModBan || mod.Action == chat.ModMute {
+		ttl = max(1, time.Until(mod.Until).Milliseconds())
+		until = mod.Until.UnixMilli()
+	}
+	done, err := moderateScript.Run(ctx, l.b.rdb, l.keys, l.base, l.channel,
+		act, chat.NameKey(mod.Username), mod.Username, mod.Reason, ttl, until).Int()
+	if err != nil {
+		return fmt.Errorf("redisbroker: %s %q: %w", act, mod.Username, err)
+	}
+	if done == 0 {
+		return fmt.Errorf("%w: %q", chat.ErrNoSuchUser, mod.Username)
 	}
 	return nil
 }
@@ -506,11 +554,14 @@ type wireMessage struct {
 
 // wireEvent is an event as published; see scripts.go.
 type wireEvent struct {
-	Seq  int64       `json:"s"`
-	Kind string      `json:"k"`
-	User string      `json:"u"`
-	Time int64       `json:"t"`
-	Msg  wireMessage `json:"m"`
+	Seq    int64       `json:"s"`
+	Kind   string      `json:"k"`
+	User   string      `json:"u"`
+	Time   int64       `json:"t"`
+	Msg    wireMessage `json:"m"`
+	Action string      `json:"a"` // of a moderation
+	Reason string      `json:"r"` // of a kick or ban
+	Until  int64       `json:"e"` // end of a ban or mute, Unix ms
 }
 
 // decodeEvent decodes a published or logged event.
@@ -542,6 +593,16 @@ func (w *wireEvent) event() chat.Event {
 			System:   w.Msg.System,
 			Time:     time.UnixMilli(w.Time),
 		}}
+	case "x":
+		for act, name := range modActions {
+			if name == w.Action {
+				mod := chat.Moderation{Action: act, Username: w.User, Reason: w.Reason}
+				if w.Until != 0 {
+					mod.Until = time.UnixMilli(w.Until)
+				}
+				return chat.Event{Kind: chat.EventModeration, Moderation: mod}
+			}
+		}
 	}
 	return chat.Event{}
 }
@@ -577,7 +638,7 @@ func decodeSyncReply(res []any) (*syncReply, error) {
 		}
 		return r, nil
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return nil, fmt.Errorf("unexpected reply %v", res)
 	}
 	r.snap = &chat.Snapshot{Users: strs(res[4]), History: []chat.Message{}}
@@ -587,6 +648,14 @@ func decodeSyncReply(res []any) (*syncReply, error) {
 			return nil, fmt.Errorf("bad history entry %.100q", p)
 		}
 		r.snap.History = append(r.snap.History, w.event().Message)
+	}
+	for _, p := range strs(res[6]) {
+		// A ban or mute of a kind this version does not know is skipped.
+		if w, err := decodeEvent(p); err == nil {
+			if ev := w.event(); ev.Kind == chat.EventModeration {
+				r.snap.Restrictions = append(r.snap.Restrictions, ev.Moderation)
+			}
+		}
 	}
 	return r, nil
 }

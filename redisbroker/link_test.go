@@ -413,7 +413,7 @@ func publishUnseen(t *testing.T, s *redisServer, l chat.Link, body string) {
 	t.Helper()
 	ln := l.(*link)
 	payload := fmt.Sprintf(`{"u":"ghost","b":%q}`, body)
-	err := publishScript.Run(ctxT(t), s.Client(), ln.keys, ln.base, "elsewhere", 100, "", payload).Err()
+	err := publishScript.Run(ctxT(t), s.Client(), ln.keys, ln.base, "elsewhere", 100, "", payload, "").Err()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,9 @@ import "github.com/redis/go-redis/v9"
 //	insts    SET     ids of instances that hold at least one name
 //	m:<id>   SET     name keys held by instance <id>
 //	hb:<id>  STRING  heartbeat of instance <id>, expires after MemberTTL
+//	ban:<k>  STRING  the event that banned name key <k>, expires with the ban
+//	mute:<k> STRING  the event that muted name key <k>, expires with the mute
+//	restr    SET     "ban:<k>" and "mute:<k>" of the keys above, some maybe expired
 //
 // Events are published on the channel base + "events" as JSON objects:
 //
@@ -27,6 +30,11 @@ import "github.com/redis/go-redis/v9"
 //	{"s":8,"k":"l","u":"bob"}                                leave
 //	{"s":9,"k":"m","t":1763780000123,"m":{"u":"bob","b":"hi"}} message
 //	{"s":10,"k":"n"}                                         no-op (sequence raised)
+//	{"s":11,"k":"x","a":"ban","u":"bob","r":"spam","e":1763783600123} moderation
+//
+// A moderation event's "a" is one of kick, ban, unban, mute and unmute, "r"
+// the reason, "e" the end of a ban or mute in Unix milliseconds (0 for the
+// others).
 //
 // Every script gets ARGV[1] = base and ARGV[2] = channel, and KEYS[1] = the
 // seq key so that a cluster client routes it to the room's slot.
@@ -98,8 +106,10 @@ end
 func script(body string) *redis.Script { return redis.NewScript(prelude + body) }
 
 // joinScript claims a name. ARGV: 3 instance, 4 heartbeat TTL in ms,
-// 5 name key, 6 name. Returns 1, or 0 if the name is taken.
+// 5 name key, 6 name. Returns 1, 0 if the name is taken, or -1 if it is
+// banned.
 var joinScript = script(`
+if redis.call('EXISTS', base .. 'ban:' .. ARGV[5]) == 1 then return -1 end
 if redis.call('HEXISTS', base .. 'names', ARGV[5]) == 1 then return 0 end
 redis.call('SET', base .. 'hb:' .. ARGV[3], '1', 'PX', ARGV[4])
 join(ARGV[3], ARGV[5], ARGV[6])
@@ -113,8 +123,10 @@ var leaveScript = script(`return leave(ARGV[3], ARGV[4])`)
 // publishScript takes the next sequence number for a message, appends it to
 // the history unless it is private, and publishes it. ARGV: 3 history cap,
 // 4 name key of the recipient or "" for a public message, 5 the message as
-// JSON. Returns 1, or 0 if the recipient is not in the room.
+// JSON, 6 name key of the sender, or "" for a system message. Returns 1, 0
+// if the recipient is not in the room, or -1 if the sender is muted.
 var publishScript = script(`
+if ARGV[6] ~= '' and redis.call('EXISTS', base .. 'mute:' .. ARGV[6]) == 1 then return -1 end
 if ARGV[4] ~= '' and redis.call('HEXISTS', base .. 'names', ARGV[4]) == 0 then return 0 end
 local seq = redis.call('INCR', base .. 'seq')
 local t = redis.call('TIME')
@@ -155,8 +167,9 @@ return 0
 //
 // Returns {lost, epoch, seq, "e", events} if the log holds every event
 // after the last one delivered in the same epoch and no name was lost, or
-// else {lost, epoch, seq, "s", names in join order, history}. lost lists
-// the names another instance has claimed meanwhile.
+// else {lost, epoch, seq, "s", names in join order, history, restrictions}
+// (the events of the bans and mutes in force). lost lists the names another
+// instance has claimed meanwhile.
 var syncScript = script(`
 local inst = ARGV[3]
 redis.call('SET', base .. 'hb:' .. inst, '1', 'PX', ARGV[4])
@@ -203,7 +216,42 @@ local names = {}
 for i, k in ipairs(redis.call('ZRANGE', base .. 'order', 0, -1)) do
   names[i] = redis.call('HGET', base .. 'names', k)
 end
-return {lost, epoch, int(seq), 's', names, redis.call('LRANGE', base .. 'hist', 0, -1)}
+local restr = {}
+for _, r in ipairs(redis.call('SMEMBERS', base .. 'restr')) do
+  local ev = redis.call('GET', base .. r)
+  if ev then restr[#restr + 1] = ev else redis.call('SREM', base .. 'restr', r) end
+end
+return {lost, epoch, int(seq), 's', names, redis.call('LRANGE', base .. 'hist', 0, -1), restr}
+`)
+
+// moderateScript records and publishes a moderation action. ARGV: 3
+// action (kick, ban, unban, mute or unmute), 4 name key, 5 name, 6 reason,
+// 7 for ban and mute: their TTL in ms, 8 and their end in Unix ms. A ban
+// or mute is kept in ban:<key> or mute:<key>, which expires with it, and
+// indexed in restr, whose entries of expired keys go on every ban or mute.
+// Returns 1, or 0 for a kick of a name nobody holds.
+var moderateScript = script(`
+local act, key, name = ARGV[3], ARGV[4], ARGV[5]
+if act == 'kick' then
+  name = redis.call('HGET', base .. 'names', key)
+  if not name then return 0 end
+end
+local seq = redis.call('INCR', base .. 'seq')
+local ev = '{"s":' .. int(seq) .. ',"k":"x","a":"' .. act .. '","u":' .. cjson.encode(name) ..
+  ',"r":' .. cjson.encode(ARGV[6]) .. ',"e":' .. ARGV[8] .. '}'
+if act == 'ban' or act == 'mute' then
+  for _, r in ipairs(redis.call('SMEMBERS', base .. 'restr')) do
+    if redis.call('EXISTS', base .. r) == 0 then redis.call('SREM', base .. 'restr', r) end
+  end
+  redis.call('SET', base .. act .. ':' .. key, ev, 'PX', ARGV[7])
+  redis.call('SADD', base .. 'restr', act .. ':' .. key)
+elseif act == 'unban' or act == 'unmute' then
+  local r = string.sub(act, 3) .. ':' .. key
+  redis.call('DEL', base .. r)
+  redis.call('SREM', base .. 'restr', r)
+end
+emit(ev)
+return 1
 `)
 
 // closeScript releases every name of the instance and drops its heartbeat.
