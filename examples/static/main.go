@@ -1,6 +1,6 @@
 // Command static serves a single chat room and its browser client.
 //
-//	go run ./examples/static [-addr localhost:8080] [-rate N] [-history N] [-hosts name,...]
+//	go run ./examples/static [-addr localhost:8080] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
 //
 // Open the printed URL in a few browser windows. GET / serves the client
 // and /ws is the chat endpoint (?username=name). -rate limits each
@@ -10,10 +10,19 @@
 // and [::1]) and to -hosts, on any port, which defeats DNS rebinding;
 // upgrades addressed to another Host get 403. SIGINT or SIGTERM closes
 // every client with 1001 (going away) and exits.
+//
+// -admin serves the moderation API of package kit/admin on a loopback
+// address of its own (off by default), for the operator's shell:
+//
+//	curl -d user=bob -d for=1h -d reason=spam localhost:8081/ban
+//	curl -d user=bob -d body='Please keep it friendly.' localhost:8081/send
+//
+// It answers only clients on the machine itself, and no browser.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/examples/kit/admin"
 	"github.com/hubchat/chat/examples/kit/run"
 	"github.com/hubchat/chat/examples/kit/staticapp"
 )
@@ -38,8 +48,9 @@ func main() {
 
 // config is the command line, parsed.
 type config struct {
-	addr string
-	opts chat.Options
+	addr  string
+	admin string // address of the moderation API; "" for none
+	opts  chat.Options
 }
 
 // parseFlags parses the command-line arguments (without the program name),
@@ -51,6 +62,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	rate := fs.Float64("rate", 20, "messages per second per connection; 0 turns the limit off")
 	history := fs.Int("history", 50, "messages of history a joiner receives; 0 turns history off")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the chat answers to, besides those of -addr")
+	adminAddr := fs.String("admin", "", "loopback `host:port` for the moderation API (kick, ban, mute, send); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -67,7 +79,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 			names = append(names, h)
 		}
 	}
-	cfg := config{addr: *addr, opts: chat.Options{
+	cfg := config{addr: *addr, admin: *adminAddr, opts: chat.Options{
 		Name: "lobby", RateLimit: *rate, HistorySize: *history,
 		AllowedHosts: run.HostPatterns(names...),
 	}}
@@ -86,10 +98,37 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var adminLn net.Listener
+	if cfg.admin != "" {
+		if adminLn, err = listenLoopback(cfg.admin); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	app := staticapp.New(cfg.opts)
 	srv := run.Serve(ln, app.Handler(), run.Config{}, app.Hub())
 	host, _, _ := net.SplitHostPort(cfg.addr)
 	fmt.Fprintf(stdout, "static chat: open %s (WebSocket %s)\n",
 		run.URL("http", host, ln.Addr(), "/"), run.URL("ws", host, ln.Addr(), "/ws"))
-	return run.Wait(ctx, srv.Shutdown, srv)
+	if adminLn == nil {
+		return run.Wait(ctx, srv.Shutdown, srv)
+	}
+	adminSrv := run.Serve(adminLn, admin.Handler(app.Hub()), run.Config{})
+	fmt.Fprintf(stdout, "moderation: curl -d user=NAME %s\n", run.URL("http", "", adminLn.Addr(), "/kick"))
+	return run.Wait(ctx, func(ctx context.Context) error {
+		return errors.Join(srv.Shutdown(ctx), adminSrv.Shutdown(ctx))
+	}, srv, adminSrv)
+}
+
+// listenLoopback listens on addr, which must be a loopback address.
+func listenLoopback(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("-admin %s: not a loopback address: use localhost:PORT", addr)
+	}
+	return ln, nil
 }

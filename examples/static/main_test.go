@@ -34,6 +34,8 @@ func TestParseFlags(t *testing.T) {
 				AllowedHosts: run.HostPatterns(append(run.HostNames(""), "chat.example", "10.0.0.2")...)}}},
 		{"off", []string{"-rate", "0", "-history", "0"},
 			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1, AllowedHosts: loopback}}},
+		{"admin", []string{"-admin", "localhost:8081"},
+			config{addr: "localhost:8080", admin: "localhost:8081", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,7 +206,15 @@ func TestHistoryOff(t *testing.T) {
 // returns the page URL it printed and the channel serve's result arrives on.
 func startServe(t *testing.T, ctx context.Context) (page string, done <-chan error) {
 	t.Helper()
-	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0"}, io.Discard)
+	page, _, done = startServeArgs(t, ctx, 1)
+	return page, done
+}
+
+// startServeArgs is startServe with more arguments, after which serve
+// prints n lines; it returns them after the first.
+func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (page string, more []string, done <-chan error) {
+	t.Helper()
+	cfg, err := parseFlags(append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,17 +225,62 @@ func startServe(t *testing.T, ctx context.Context) (page string, done <-chan err
 		w.Close()
 		errc <- err
 	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
+	br := bufio.NewReader(out)
+	var lines []string
+	for range n {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSpace(line))
+	}
+	go io.Copy(io.Discard, br)
+	// "static chat: open http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws)"
+	fields := strings.Fields(lines[0])
+	if len(fields) < 4 || !strings.HasPrefix(fields[3], "http://127.0.0.1:") || strings.HasSuffix(fields[3], ":0/") {
+		t.Fatalf("printed %q, want the real URL", lines[0])
+	}
+	return fields[3], lines[1:], errc
+}
+
+// TestServeAdmin: -admin serves the moderation API on a loopback port.
+func TestServeAdmin(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	page, more, done := startServeArgs(t, ctx, 2, "-admin", "127.0.0.1:0")
+	// "moderation: curl -d user=NAME http://127.0.0.1:PORT/kick"
+	kick := more[0][strings.LastIndex(more[0], " ")+1:]
+	if !strings.HasPrefix(kick, "http://127.0.0.1:") || !strings.HasSuffix(kick, "/kick") || strings.Contains(kick, ":0/") {
+		t.Fatalf("printed %q, want the admin URL", more[0])
+	}
+	alice := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
+	resp, err := http.PostForm(kick, map[string][]string{"user": {"alice"}, "reason": {"testing"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, out)
-	// "static chat: open http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws)"
-	fields := strings.Fields(line)
-	if len(fields) < 4 || !strings.HasPrefix(fields[3], "http://127.0.0.1:") || strings.HasSuffix(fields[3], ":0/") {
-		t.Fatalf("printed %q, want the real URL", line)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("POST %s: %s", kick, resp.Status)
 	}
-	return fields[3], errc
+	if f := alice.ReadUntil("error"); f.Error != "kicked by a moderator: testing" {
+		t.Errorf("alice got %+v", f)
+	}
+	if code := alice.CloseCode(); code != websocket.ClosePolicyViolation {
+		t.Errorf("close code %d, want 1008", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+
+	// Only on a loopback address.
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-admin", "0.0.0.0:0"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(t.Context(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("serve with -admin 0.0.0.0:0: %v, want an error about loopback", err)
+	}
 }
 
 // TestServe runs the program's serve on a free port: it prints the real
