@@ -12,11 +12,16 @@
 //	hub := chat.NewHub(chat.Options{})     // one room, all defaults
 //	mux := http.NewServeMux()
 //	mux.Handle("/ws", chat.NewServer(hub)) // *chat.Server is an http.Handler
+//	mux.Handle("/", webui.Handler())       // a web client for it
 //	hs := &http.Server{Addr: "localhost:8080", Handler: mux}
 //	go hs.ListenAndServe()
 //	// ... on shutdown: WebSockets first, then the HTTP server.
 //	hub.Shutdown(ctx)
 //	hs.Shutdown(ctx)
+//
+// Package [github.com/hubchat/chat/webui] is that web client: one page,
+// no build step, embedded in the package. The command examples/static in
+// the repository is this program in full, with signal handling.
 //
 // A process may run any number of hubs, one per room, path or port; they
 // share nothing. Go code takes part with [Hub.Post] (a system message),

@@ -1,68 +1,63 @@
 package e2e
 
 import (
-	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hubchat/chat/examples/internal/chattest"
-	"github.com/hubchat/chat/examples/internal/multiportapp"
-	"github.com/hubchat/chat/examples/kit/run"
 )
 
-// serveMultiport runs the multiport app as the program does, on free ports
-// of 127.0.0.1: the main server, two chat servers, and one allowed port for
-// the UI. It returns the main URL and the app.
-func serveMultiport(t *testing.T, allow int) (string, *multiportapp.App) {
+// startMultiport starts the multiport program, built into bin, as a user
+// would, on ports of 127.0.0.1: the main server, two chat servers, and one
+// allowed port for the UI. It returns the main URL.
+func startMultiport(t *testing.T, bin string, allow int) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(preferredPort(8080)))
-	if err != nil {
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	p := chattest.Start(t, bin, "-addr", "127.0.0.1:"+strconv.Itoa(port(t, 8080)), "-host", "127.0.0.1",
+		"-servers", fmt.Sprintf("%d,%d", port(t, 8081), port(t, 8082)), "-allow", strconv.Itoa(allow))
+	line := p.Line() // "multiport: open http://127.0.0.1:PORT/"
+	url, ok := strings.CutPrefix(line, "multiport: open ")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("multiport printed %q, want its URL", line)
 	}
+	return url
+}
+
+// serverNames returns the names of the chat servers the main server at
+// url lists.
+func serverNames(t *testing.T, url string) []string {
+	t.Helper()
+	resp, err := http.Get(url + "api/servers")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := multiportapp.New(multiportapp.Config{
-		Host:    "127.0.0.1",
-		Origins: multiportapp.Origins(run.Port(ln.Addr()), "127.0.0.1"),
-		Allow:   multiportapp.PortRange{First: allow, Last: allow},
-	})
-	main := run.Serve(ln, app.Handler(), run.Config{})
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := main.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	for _, port := range []int{preferredPort(8081), preferredPort(8082)} {
-		_, err := app.Start(port)
-		if errors.Is(err, multiportapp.ErrPortInUse) {
-			_, err = app.Start(0)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	defer resp.Body.Close()
+	var servers []struct{ Name string }
+	if err := json.NewDecoder(resp.Body).Decode(&servers); err != nil {
+		t.Fatalf("GET /api/servers: %s, %v", resp.Status, err)
 	}
-	return run.URL("http", "127.0.0.1", ln.Addr(), "/"), app
+	var names []string
+	for _, s := range servers {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 func TestMultiport(t *testing.T) {
 	browser := newBrowser(t)
-	allowed := preferredPort(8083)
-	if allowed == 0 || !portFree(allowed) {
-		allowed = chattest.FreePort(t)
+	bin := chattest.Build(t, "../multiport")
+	allowed := port(t, 8083)
+	url := startMultiport(t, bin, allowed)
+	s := serverNames(t, url)
+	if len(s) != 2 {
+		t.Fatalf("chat servers %q, want 2", s)
 	}
-	url, app := serveMultiport(t, allowed)
-	s := app.Servers()
-	server1, server2 := s[0].Name, s[1].Name
+	server1, server2 := s[0], s[1]
 
 	alice := newUser(t, browser, "alice", 1100, 720, false)
 	bob := newUser(t, browser, "bob (phone)", 375, 740, true) // a 375 px wide phone
@@ -117,8 +112,8 @@ func TestMultiport(t *testing.T) {
 	bob.join("bob")
 	bob.say("custom works")
 	alice.waitLog("custom works")
-	if n := len(app.Servers()); n != 3 {
-		t.Errorf("%d chat servers, want 3", n)
+	if s := serverNames(t, url); len(s) != 3 {
+		t.Errorf("chat servers %q, want 3", s)
 	}
 
 	// HTML in a body is text, on the phone too.
@@ -131,17 +126,12 @@ func TestMultiport(t *testing.T) {
 	// A port the main server may not start a server on, where a chat server
 	// already runs (as with "multiport custom PORT"): the page connects to
 	// it directly, adds a button once joined and remembers it.
-	other := multiportapp.New(multiportapp.Config{
-		Host:    "127.0.0.1",
-		Origins: multiportapp.Origins(run.Port(mustAddr(t, url)), "127.0.0.1"),
-	})
-	t.Cleanup(func() { other.Shutdown(context.Background()) })
-	custom, err := other.Start(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	customButton := fmt.Sprintf("Port %d", custom.Port)
-	bob.typeInto("Port", strconv.Itoa(custom.Port)+"\r")
+	customPort := chattest.FreePort(t)
+	custom := chattest.Start(t, bin, "-addr", strings.Trim(strings.TrimPrefix(url, "http://"), "/"),
+		"-host", "127.0.0.1", "custom", strconv.Itoa(customPort))
+	custom.Line() // "multiport: chat server ... at ws://127.0.0.1:PORT/ws": listening
+	customButton := fmt.Sprintf("Port %d", customPort)
+	bob.typeInto("Port", strconv.Itoa(customPort)+"\r")
 	bob.join("bob")
 	bob.waitFor("the button "+customButton, fmt.Sprintf(`[...document.querySelectorAll(".server-list button")].some((b) => b.textContent === %s)`, js(customButton)))
 	bob.open(url) // reload: the button is remembered, the last server reopened
@@ -158,31 +148,16 @@ func TestMultiport(t *testing.T) {
 	}
 }
 
-// preferredPort returns port when updating the screenshots, so that they
-// show the program's default ports, and 0 (any free port) otherwise.
-func preferredPort(port int) int {
-	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
-		return port
-	}
-	return 0
-}
-
-// portFree reports whether a port of 127.0.0.1 is free.
-func portFree(port int) bool {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// mustAddr returns the TCP address of an http:// URL.
-func mustAddr(t *testing.T, url string) net.Addr {
+// port returns a free port of 127.0.0.1: preferred, if it is free and
+// the test is updating the screenshots, so that they show the program's
+// default ports.
+func port(t *testing.T, preferred int) int {
 	t.Helper()
-	addr, err := net.ResolveTCPAddr("tcp", strings.Trim(strings.TrimPrefix(url, "http://"), "/"))
-	if err != nil {
-		t.Fatal(err)
+	if os.Getenv("UPDATE_SCREENSHOTS") == "1" {
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(preferred)); err == nil {
+			ln.Close()
+			return preferred
+		}
 	}
-	return addr
+	return chattest.FreePort(t)
 }

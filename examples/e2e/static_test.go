@@ -1,43 +1,31 @@
 package e2e
 
 import (
-	"context"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/kit/run"
-	"github.com/hubchat/chat/examples/kit/staticapp"
+	"github.com/hubchat/chat/examples/internal/chattest"
 )
 
-// serveStatic runs the static app on addr ("127.0.0.1:0" for any port) until
-// the returned stop is called or the test ends.
-func serveStatic(t *testing.T, addr string) (url string, stop func()) {
+// startStatic starts the static program, built into bin, on addr
+// ("127.0.0.1:0" for any port), and returns it and its page URL.
+func startStatic(t *testing.T, bin, addr string) (*chattest.Program, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	p := chattest.Start(t, bin, "-addr", addr)
+	// "static chat: open http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws)"
+	line := p.Line()
+	fields := strings.Fields(line)
+	if len(fields) < 4 || !strings.HasPrefix(fields[3], "http://127.0.0.1:") {
+		t.Fatalf("static printed %q, want its URL", line)
 	}
-	app := staticapp.New(chat.Options{})
-	srv := run.Serve(ln, app.Handler(), run.Config{}, app.Hub())
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			if err := srv.Shutdown(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return run.URL("http", "127.0.0.1", ln.Addr(), "/"), stop
+	return p, fields[3]
 }
 
 func TestStatic(t *testing.T) {
 	browser := newBrowser(t)
-	url, stop := serveStatic(t, "127.0.0.1:0")
+	bin := chattest.Build(t, "../static")
+	static, url := startStatic(t, bin, "127.0.0.1:0")
 
 	alice := newUser(t, browser, "alice", 1100, 720, false)
 	bob := newUser(t, browser, "bob", 1100, 720, false)
@@ -98,13 +86,15 @@ func TestStatic(t *testing.T) {
 	}
 	alice.screenshot("static")
 
-	// A server shutdown (1001) shows as disconnected; the page reconnects
-	// by itself once a server is back on the address.
+	// A server shutdown (SIGTERM: 1001) shows as disconnected; the page
+	// reconnects by itself once a server is back on the address.
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
-	stop()
+	if err := static.Stop(); err != nil {
+		t.Errorf("static after SIGTERM: %v, want exit status 0", err)
+	}
 	bob.waitFor("the status to say Disconnected", textOf("[role=status]")+`.includes("Disconnected")`)
 	bob.waitLog("going away")
-	serveStatic(t, addr)
+	startStatic(t, bin, addr)
 	bob.waitConnected("bob")
 	bob.say("back again")
 }

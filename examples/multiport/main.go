@@ -23,22 +23,30 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
-	"github.com/hubchat/chat/examples/internal/multiportapp"
-	"github.com/hubchat/chat/examples/kit/run"
+	"github.com/hubchat/chat/examples/internal/webserver"
 )
 
 func main() {
-	run.Main(func(ctx context.Context) error {
-		cfg, err := parseArgs(os.Args[1:], os.Stderr)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, cfg, os.Stdout)
-	})
+	cfg, err := parseArgs(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // -h: the usage is printed
+	}
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = run(ctx, cfg, os.Stdout)
+		stop()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
 }
 
 // config is the command line, parsed.
@@ -46,7 +54,7 @@ type config struct {
 	addr    string // main server
 	host    string // chat servers
 	servers []int
-	allow   multiportapp.PortRange
+	allow   portRange
 	origins []string // extra origins
 	hosts   []string // extra host names
 	custom  int      // if not 0: run only a chat server on this port
@@ -84,7 +92,7 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	switch {
 	case len(positional) == 0:
 	case positional[0] == "custom" && len(positional) == 2:
-		p, err := multiportapp.ParsePort(positional[1])
+		p, err := parsePort(positional[1])
 		if err != nil {
 			return config{}, err
 		}
@@ -95,14 +103,14 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	}
 
 	var err error
-	if cfg.allow, err = multiportapp.ParsePortRange(*allow); err != nil {
+	if cfg.allow, err = parsePortRange(*allow); err != nil {
 		return config{}, fmt.Errorf("-allow: %w", err)
 	}
 	for s := range strings.SplitSeq(*servers, ",") {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		p, err := multiportapp.ParsePort(s)
+		p, err := parsePort(s)
 		if err != nil {
 			return config{}, fmt.Errorf("-servers: %w", err)
 		}
@@ -124,9 +132,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// serve runs the servers until ctx is done, then shuts them down
+// run runs the servers until ctx is done, then shuts them down
 // gracefully.
-func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	mainHost, mainPort, err := net.SplitHostPort(cfg.addr)
 	if err != nil {
 		return fmt.Errorf("-addr: %w", err)
@@ -137,45 +145,67 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 		if err != nil || port == 0 {
 			return fmt.Errorf("-addr %q: custom needs the main server's port", cfg.addr)
 		}
-		app := newApp(cfg, port, mainHost)
-		info, err := app.Start(cfg.custom)
+		app := newRooms(roomsConfigFor(cfg, port, mainHost))
+		info, err := app.start(cfg.custom)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "multiport: chat server %s at %s\n", info.Name, info.URL)
 		fmt.Fprintf(stdout, "  open the main UI (http://%s/), type %d into Port\n", cfg.addr, info.Port)
-		return run.Wait(ctx, app.Shutdown)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), webserver.ShutdownTimeout)
+		defer cancel()
+		return app.shutdown(sctx)
 	}
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
-	app := newApp(cfg, run.Port(ln.Addr()), mainHost)
-	mainSrv := run.Serve(ln, app.Handler(), run.Config{})
-	shutdown := func(ctx context.Context) error {
-		return errors.Join(app.Shutdown(ctx), mainSrv.Shutdown(ctx))
+	app := newRooms(roomsConfigFor(cfg, webserver.Port(ln.Addr()), mainHost))
+	hs := webserver.New(app.handler()) // the main server: the UI and /api/servers
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	// shutdown stops the chat servers, whose hubs close their WebSockets,
+	// then the main server, which ends Serve.
+	shutdown := func(serveErr error) error {
+		sctx, cancel := context.WithTimeout(context.Background(), webserver.ShutdownTimeout)
+		defer cancel()
+		err := errors.Join(app.shutdown(sctx), hs.Shutdown(sctx))
+		if serveErr == nil {
+			serveErr = <-served
+		}
+		if !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(serveErr, err)
+		}
+		return err
 	}
-	fmt.Fprintf(stdout, "multiport: open %s\n", run.URL("http", mainHost, ln.Addr(), "/"))
+
+	fmt.Fprintf(stdout, "multiport: open %s\n", webserver.URL("http", mainHost, ln.Addr(), "/"))
 	for _, port := range cfg.servers {
-		info, err := app.Start(port)
+		info, err := app.start(port)
 		if err != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), run.ShutdownTimeout)
-			defer cancel()
-			return errors.Join(fmt.Errorf("chat server on port %d: %w", port, err), shutdown(sctx))
+			return errors.Join(fmt.Errorf("chat server on port %d: %w", port, err), shutdown(nil))
 		}
 		fmt.Fprintf(stdout, "  %s: %s\n", info.Name, info.URL)
 	}
 	fmt.Fprintf(stdout, "  the UI may start chat servers on ports %v\n", cfg.allow)
-	return run.Wait(ctx, shutdown, mainSrv)
+
+	var serveErr error // Serve never returns nil
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served: // Serve failed: shut down the rest all the same
+	}
+	return shutdown(serveErr)
 }
 
-// newApp returns the app for a main UI served on mainPort of mainHost.
-func newApp(cfg config, mainPort int, mainHost string) *multiportapp.App {
-	return multiportapp.New(multiportapp.Config{
+// roomsConfigFor returns the configuration of the chat servers for a main
+// UI served on mainPort of mainHost.
+func roomsConfigFor(cfg config, mainPort int, mainHost string) roomsConfig {
+	return roomsConfig{
 		Host:    cfg.host,
-		Origins: append(multiportapp.Origins(mainPort, mainHost, cfg.host), cfg.origins...),
+		Origins: append(originsOf(mainPort, mainHost, cfg.host), cfg.origins...),
 		Allow:   cfg.allow,
-		Hosts:   append(run.HostNames(mainHost, cfg.host), cfg.hosts...),
-	})
+		Hosts:   append(webserver.HostNames(mainHost, cfg.host), cfg.hosts...),
+	}
 }

@@ -18,8 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/hubchat/chat/examples/internal/chattest"
-	"github.com/hubchat/chat/examples/internal/multiportapp"
-	"github.com/hubchat/chat/examples/kit/run"
+	"github.com/hubchat/chat/examples/internal/webserver"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }
@@ -27,7 +26,7 @@ func TestMain(m *testing.M) { chattest.Main(m) }
 func TestParseArgs(t *testing.T) {
 	def := config{
 		addr: "localhost:8080", host: "localhost", servers: []int{8081, 8082},
-		allow: multiportapp.PortRange{First: 8083, Last: 8099},
+		allow: portRange{First: 8083, Last: 8099},
 	}
 	with := func(f func(*config)) config {
 		c := def
@@ -45,7 +44,7 @@ func TestParseArgs(t *testing.T) {
 			with(func(c *config) { c.host, c.custom, c.origins = "127.0.0.1", 9000, []string{"a:1", "b:2"} })},
 		{"set", []string{"-addr", ":0", "-servers", "9001, 9002,9003", "-allow", "9100"},
 			with(func(c *config) {
-				c.addr, c.servers, c.allow = ":0", []int{9001, 9002, 9003}, multiportapp.PortRange{First: 9100, Last: 9100}
+				c.addr, c.servers, c.allow = ":0", []int{9001, 9002, 9003}, portRange{First: 9100, Last: 9100}
 			})},
 		{"no servers", []string{"-servers", ""}, with(func(c *config) { c.servers = nil })},
 		{"hosts", []string{"-hosts", "chat.example, 10.0.0.2,"}, with(func(c *config) { c.hosts = []string{"chat.example", "10.0.0.2"} })},
@@ -72,7 +71,7 @@ func TestParseArgs(t *testing.T) {
 }
 
 func TestOrigins(t *testing.T) {
-	got := multiportapp.Origins(8080, "localhost", "127.0.0.1", "chat.example")
+	got := originsOf(8080, "localhost", "127.0.0.1", "chat.example")
 	want := []string{"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "chat.example:8080"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Origins mismatch (-want +got):\n%s", diff)
@@ -81,13 +80,13 @@ func TestOrigins(t *testing.T) {
 
 // startApp serves the app's main handler on an httptest server, allowing
 // the given port range, and shuts everything down at cleanup.
-func startApp(t *testing.T, allow multiportapp.PortRange) (*multiportapp.App, string) {
+func startApp(t *testing.T, allow portRange) (*rooms, string) {
 	t.Helper()
-	return startAppWith(t, multiportapp.Config{Allow: allow})
+	return startAppWith(t, roomsConfig{Allow: allow})
 }
 
 // startAppWith is startApp with more of the app's Config.
-func startAppWith(t *testing.T, cfg multiportapp.Config) (*multiportapp.App, string) {
+func startAppWith(t *testing.T, cfg roomsConfig) (*rooms, string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,14 +94,14 @@ func startAppWith(t *testing.T, cfg multiportapp.Config) (*multiportapp.App, str
 	}
 	// Chat servers accept the main page's origin, as the program sets up.
 	cfg.Host = "127.0.0.1"
-	cfg.Origins = multiportapp.Origins(ln.Addr().(*net.TCPAddr).Port, "127.0.0.1")
-	app := multiportapp.New(cfg)
-	ts := httptest.NewUnstartedServer(app.Handler())
+	cfg.Origins = originsOf(ln.Addr().(*net.TCPAddr).Port, "127.0.0.1")
+	app := newRooms(cfg)
+	ts := httptest.NewUnstartedServer(app.handler())
 	ts.Listener.Close()
 	ts.Listener = ln
 	ts.Start()
 	t.Cleanup(func() {
-		if err := app.Shutdown(context.Background()); err != nil {
+		if err := app.shutdown(context.Background()); err != nil {
 			t.Error(err)
 		}
 		ts.Close()
@@ -145,11 +144,11 @@ func TestServersAPI(t *testing.T) {
 	}
 	defer busy.Close()
 	busyPort := busy.Addr().(*net.TCPAddr).Port
-	allow := multiportapp.PortRange{First: min(free, busyPort), Last: max(free, busyPort)}
+	allow := portRange{First: min(free, busyPort), Last: max(free, busyPort)}
 	app, base := startApp(t, allow)
 	api := base + "/api/servers"
 
-	first, err := app.Start(0)
+	first, err := app.start(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,13 +230,13 @@ func TestServersAPI(t *testing.T) {
 			}
 		})
 	}
-	if n := len(app.Servers()); n != 2 {
+	if n := len(app.list()); n != 2 {
 		t.Errorf("%d servers after the bad requests, want 2", n)
 	}
 }
 
 func TestPage(t *testing.T) {
-	_, base := startApp(t, multiportapp.PortRange{})
+	_, base := startApp(t, portRange{})
 	for path, want := range map[string]string{
 		"/":             `<label for="port">Port</label>`,
 		"/multiport.js": "/api/servers",
@@ -260,12 +259,12 @@ func TestPage(t *testing.T) {
 }
 
 func TestChatServers(t *testing.T) {
-	app, base := startApp(t, multiportapp.PortRange{})
-	s1, err := app.Start(0)
+	app, base := startApp(t, portRange{})
+	s1, err := app.start(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := app.Start(0)
+	s2, err := app.start(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +329,7 @@ func TestChatServers(t *testing.T) {
 	})
 }
 
-// TestServe runs the program's serve with the main server and two chat
+// TestServe runs the program's run with the main server and two chat
 // servers on free ports: it prints the real URLs, and on cancel closes
 // clients with 1001 and returns nil.
 func TestServe(t *testing.T) {
@@ -363,7 +362,7 @@ func TestServe(t *testing.T) {
 		}
 	}
 	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
+		t.Errorf("run: %v", err)
 	}
 }
 
@@ -389,14 +388,14 @@ func TestServeCustom(t *testing.T) {
 		t.Errorf("close code on shutdown = %d, want 1001", code)
 	}
 	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
+		t.Errorf("run: %v", err)
 	}
 	if _, err := parseArgs([]string{"custom", strconv.Itoa(port)}, io.Discard); err != nil {
 		t.Error(err)
 	}
 }
 
-// startServe runs serve in a goroutine and returns its first two lines of
+// startServe runs run in a goroutine and returns its first two lines of
 // output, a channel with its result, and the function that stops it.
 func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.CancelFunc) {
 	t.Helper()
@@ -405,7 +404,7 @@ func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.Cance
 	out, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := serve(ctx, cfg, w)
+		err := run(ctx, cfg, w)
 		w.Close()
 		done <- err
 	}()
@@ -415,7 +414,7 @@ func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.Cance
 		line, err := r.ReadString('\n')
 		if err != nil {
 			cancel()
-			t.Fatalf("reading serve's output: %v (%q); serve: %v", err, lines, <-done)
+			t.Fatalf("reading run's output: %v (%q); run: %v", err, lines, <-done)
 		}
 		lines = append(lines, strings.TrimSuffix(line, "\n"))
 	}
@@ -429,12 +428,12 @@ func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.Cance
 // names, with 403; those names, on any port, and Config.Hosts work.
 func TestDNSRebinding(t *testing.T) {
 	free := chattest.FreePort(t)
-	app, base := startAppWith(t, multiportapp.Config{
-		Allow: multiportapp.PortRange{First: free, Last: free},
-		Hosts: append(run.HostNames("localhost"), "chat.example"),
+	app, base := startAppWith(t, roomsConfig{
+		Allow: portRange{First: free, Last: free},
+		Hosts: append(webserver.HostNames("localhost"), "chat.example"),
 	})
 	mainPort := strings.TrimPrefix(base, "http://127.0.0.1:")
-	chatSrv, err := app.Start(0)
+	chatSrv, err := app.start(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +487,7 @@ func TestDNSRebinding(t *testing.T) {
 			}
 		}
 	}
-	if n := len(app.Servers()); n != 1 {
+	if n := len(app.list()); n != 1 {
 		t.Fatalf("%d servers after the hostile requests, want 1", n)
 	}
 
@@ -505,17 +504,24 @@ func TestDNSRebinding(t *testing.T) {
 	}
 }
 
-// serveMain serves the app's main handler as the program does, with cfg's
-// timeouts, until the test ends, and returns its address.
-func serveMain(t *testing.T, app *multiportapp.App, cfg run.Config) string {
+// serveMain serves the app's main handler on the program's http.Server,
+// with read and idle timeouts of d, until the test ends, and returns its
+// address.
+func serveMain(t *testing.T, app *rooms, d time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := run.Serve(ln, app.Handler(), cfg)
+	hs := webserver.New(app.handler())
+	hs.ReadTimeout, hs.IdleTimeout = d, d
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
 	t.Cleanup(func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
+		if err := hs.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 			t.Error(err)
 		}
 	})
@@ -527,8 +533,8 @@ func serveMain(t *testing.T, app *multiportapp.App, cfg run.Config) string {
 // ReadTimeout, without acting on it.
 func TestHTTPTimeouts(t *testing.T) {
 	free := chattest.FreePort(t)
-	app, _ := startAppWith(t, multiportapp.Config{Allow: multiportapp.PortRange{First: free, Last: free}})
-	addr := serveMain(t, app, run.Config{ReadTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	app, _ := startAppWith(t, roomsConfig{Allow: portRange{First: free, Last: free}})
+	addr := serveMain(t, app, 300*time.Millisecond)
 	dial := func() (net.Conn, *bufio.Reader) {
 		t.Helper()
 		nc, err := net.Dial("tcp", addr)
@@ -593,7 +599,7 @@ func TestHTTPTimeouts(t *testing.T) {
 				t.Errorf("trickled POST: %s, want it cut", resp.Status)
 			}
 		} // else the server closed the connection: cut too
-		if n := len(app.Servers()); n != 0 {
+		if n := len(app.list()); n != 0 {
 			t.Errorf("%d servers after the trickled POST, want 0", n)
 		}
 	})

@@ -3,21 +3,24 @@
 //	go run ./examples/static [-addr localhost:8080] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
 //
 // Open the printed URL in a few browser windows. GET / serves the client
-// and /ws is the chat endpoint (?username=name). -rate limits each
-// connection to N messages per second (0: no limit) and -history sets how
-// many messages a joiner sees (0: none). The chat endpoint answers only
-// to the host names of -addr (for a loopback host: localhost, 127.0.0.1
-// and [::1]) and to -hosts, on any port, which defeats DNS rebinding;
-// upgrades addressed to another Host get 403. SIGINT or SIGTERM closes
-// every client with 1001 (going away) and exits.
+// (package webui) and /ws is the chat endpoint (?username=name). -rate
+// limits each connection to N messages per second (0: no limit) and
+// -history sets how many messages a joiner sees (0: none). The chat
+// endpoint answers only to the host names of -addr (for a loopback host:
+// localhost, 127.0.0.1 and [::1]) and to -hosts, on any port, which
+// defeats DNS rebinding; upgrades addressed to another Host get 403.
+// SIGINT or SIGTERM closes every client with 1001 (going away) and exits.
 //
-// -admin serves the moderation API of package kit/admin on a loopback
-// address of its own (off by default), for the operator's shell:
+// -admin serves the moderation API of package internal/admin on a
+// loopback address of its own (off by default), for the operator's shell:
 //
 //	curl -d user=bob -d for=1h -d reason=spam localhost:8081/ban
 //	curl -d user=bob -d body='Please keep it friendly.' localhost:8081/send
 //
 // It answers only clients on the machine itself, and no browser.
+//
+// The program is the package's quick start made whole: a hub, a server on
+// a mux beside the web client, an http.Server, and the shutdown order.
 package main
 
 import (
@@ -27,23 +30,32 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/kit/admin"
-	"github.com/hubchat/chat/examples/kit/run"
-	"github.com/hubchat/chat/examples/kit/staticapp"
+	"github.com/hubchat/chat/examples/internal/admin"
+	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/webui"
 )
 
 func main() {
-	run.Main(func(ctx context.Context) error {
-		cfg, err := parseFlags(os.Args[1:], os.Stderr)
-		if err != nil {
-			return err
-		}
-		return serve(ctx, cfg, os.Stdout)
-	})
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // -h: the usage is printed
+	}
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = run(ctx, cfg, os.Stdout)
+		stop()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
 }
 
 // config is the command line, parsed.
@@ -73,7 +85,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		return config{}, fmt.Errorf("-rate and -history must not be negative")
 	}
 	host, _, _ := net.SplitHostPort(*addr) // a bad address fails at Listen
-	names := run.HostNames(host)
+	names := webserver.HostNames(host)
 	for h := range strings.SplitSeq(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			names = append(names, h)
@@ -81,7 +93,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	}
 	cfg := config{addr: *addr, admin: *adminAddr, opts: chat.Options{
 		Name: "lobby", RateLimit: *rate, HistorySize: *history,
-		AllowedHosts: run.HostPatterns(names...),
+		AllowedHosts: webserver.HostPatterns(names...),
 	}}
 	if *rate == 0 {
 		cfg.opts.RateLimit = -1 // chat.Options: negative turns the limit off
@@ -92,8 +104,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	return cfg, nil
 }
 
-// serve runs the app until ctx is done, then shuts it down gracefully.
-func serve(ctx context.Context, cfg config, stdout io.Writer) error {
+// run serves the chat until ctx is done, then shuts it down gracefully.
+func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	// Listen first, so that the printed URL has the real port.
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -105,19 +118,48 @@ func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 			return err
 		}
 	}
-	app := staticapp.New(cfg.opts)
-	srv := run.Serve(ln, app.Handler(), run.Config{}, app.Hub())
+
+	hub := chat.NewHub(cfg.opts) // the room
+	mux := http.NewServeMux()
+	mux.Handle("/ws", chat.NewServer(hub)) // *chat.Server is an http.Handler
+	mux.Handle("/", webui.Handler())       // the web client, which connects to ./ws
+	hs := webserver.New(mux)               // an http.Server with timeouts
+	servers := []*http.Server{hs}
+	served := make(chan error, 2) // Serve's results; Serve never returns nil
+	go func() { served <- hs.Serve(ln) }()
 	host, _, _ := net.SplitHostPort(cfg.addr)
 	fmt.Fprintf(stdout, "static chat: open %s (WebSocket %s)\n",
-		run.URL("http", host, ln.Addr(), "/"), run.URL("ws", host, ln.Addr(), "/ws"))
-	if adminLn == nil {
-		return run.Wait(ctx, srv.Shutdown, srv)
+		webserver.URL("http", host, ln.Addr(), "/"), webserver.URL("ws", host, ln.Addr(), "/ws"))
+
+	if adminLn != nil {
+		adminSrv := webserver.New(admin.Handler(hub))
+		servers = append(servers, adminSrv)
+		go func() { served <- adminSrv.Serve(adminLn) }()
+		fmt.Fprintf(stdout, "moderation: curl -d user=NAME %s\n", webserver.URL("http", "", adminLn.Addr(), "/kick"))
 	}
-	adminSrv := run.Serve(adminLn, admin.Handler(app.Hub()), run.Config{})
-	fmt.Fprintf(stdout, "moderation: curl -d user=NAME %s\n", run.URL("http", "", adminLn.Addr(), "/kick"))
-	return run.Wait(ctx, func(ctx context.Context) error {
-		return errors.Join(srv.Shutdown(ctx), adminSrv.Shutdown(ctx))
-	}, srv, adminSrv)
+
+	running := len(servers)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served: // a Serve failed: shut down the rest all the same
+		running--
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), webserver.ShutdownTimeout)
+	defer cancel()
+	// The hub first: it closes every WebSocket with 1001 (going away) and
+	// waits for them, which http.Server.Shutdown does not do for hijacked
+	// connections. Then the HTTP servers, which ends their Serve.
+	errs := []error{serveErr, hub.Shutdown(sctx)}
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(sctx))
+	}
+	for range running {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // listenLoopback listens on addr, which must be a loopback address.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +14,13 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/chattest"
-	"github.com/hubchat/chat/examples/kit/run"
-	"github.com/hubchat/chat/examples/kit/staticapp"
+	"github.com/hubchat/chat/examples/internal/webserver"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }
 
 func TestParseFlags(t *testing.T) {
-	loopback := run.HostPatterns("localhost", "127.0.0.1", "::1")
+	loopback := webserver.HostPatterns("localhost", "127.0.0.1", "::1")
 	tests := []struct {
 		name string
 		args []string
@@ -31,7 +29,7 @@ func TestParseFlags(t *testing.T) {
 		{"defaults", nil, config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 		{"set", []string{"-addr", ":9000", "-rate", "2.5", "-history", "10", "-hosts", "chat.example, 10.0.0.2"},
 			config{addr: ":9000", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
-				AllowedHosts: run.HostPatterns(append(run.HostNames(""), "chat.example", "10.0.0.2")...)}}},
+				AllowedHosts: webserver.HostPatterns(append(webserver.HostNames(""), "chat.example", "10.0.0.2")...)}}},
 		{"off", []string{"-rate", "0", "-history", "0"},
 			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1, AllowedHosts: loopback}}},
 		{"admin", []string{"-admin", "localhost:8081"},
@@ -55,30 +53,15 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// startApp serves the app on an httptest server and shuts both down at
-// cleanup, the hub first.
-func startApp(t *testing.T, opts chat.Options) string {
-	t.Helper()
-	app := staticapp.New(opts)
-	ts := httptest.NewServer(app.Handler())
-	t.Cleanup(func() {
-		if err := app.Hub().Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		ts.Close()
-	})
-	return ts.URL
-}
-
 func TestPages(t *testing.T) {
-	url := startApp(t, chat.Options{})
+	url := strings.TrimSuffix(startApp(t), "/")
 	tests := []struct {
 		method, path string
 		status       int
 		contentType  string
 		contains     string
 	}{
-		{"GET", "/", 200, "text/html; charset=utf-8", `data-hubchat-ws="/ws"`},
+		{"GET", "/", 200, "text/html; charset=utf-8", `data-hubchat-ws="ws"`},
 		{"GET", "/chat.js", 200, "text/javascript; charset=utf-8", "textContent"},
 		{"GET", "/chat.css", 200, "text/css; charset=utf-8", ".msg.mine"},
 		{"HEAD", "/", 200, "text/html; charset=utf-8", ""},
@@ -118,7 +101,7 @@ func TestPages(t *testing.T) {
 }
 
 func TestCrossOriginRefused(t *testing.T) {
-	url := chattest.WSURL(startApp(t, chat.Options{})) + "/ws?username=mallory"
+	url := chattest.WSURL(startApp(t)) + "ws?username=mallory"
 	_, resp, err := chattest.Dial(t, url, "http://evil.example")
 	if err == nil {
 		t.Fatal("cross-origin upgrade succeeded")
@@ -131,7 +114,7 @@ func TestCrossOriginRefused(t *testing.T) {
 }
 
 func TestChat(t *testing.T) {
-	url := chattest.WSURL(startApp(t, chat.Options{})) + "/ws"
+	url := chattest.WSURL(startApp(t)) + "ws"
 	alice := chattest.Join(t, url, "", "alice")
 	alice.Say("hello <b>everyone</b>")
 	if got := alice.ReadUntil("message"); got.Body != "hello <b>everyone</b>" {
@@ -185,7 +168,7 @@ func TestChat(t *testing.T) {
 }
 
 func TestHistoryOff(t *testing.T) {
-	url := chattest.WSURL(startApp(t, chat.Options{HistorySize: -1, RateLimit: -1})) + "/ws"
+	url := chattest.WSURL(startApp(t, "-history", "0", "-rate", "0")) + "ws"
 	alice := chattest.Join(t, url, "", "alice")
 	for range 50 { // more than the default rate allows at once
 		alice.Say("spam")
@@ -202,16 +185,17 @@ func TestHistoryOff(t *testing.T) {
 	}
 }
 
-// startServe runs the program's serve on a free port until ctx is done and
-// returns the page URL it printed and the channel serve's result arrives on.
-func startServe(t *testing.T, ctx context.Context) (page string, done <-chan error) {
+// startServe runs the program's run with args and "-addr 127.0.0.1:0"
+// until ctx is done, and returns the page URL it printed and the channel
+// run's result arrives on.
+func startServe(t *testing.T, ctx context.Context, args ...string) (page string, done <-chan error) {
 	t.Helper()
-	page, _, done = startServeArgs(t, ctx, 1)
+	page, _, done = startServeArgs(t, ctx, 1, args...)
 	return page, done
 }
 
-// startServeArgs is startServe with more arguments, after which serve
-// prints n lines; it returns them after the first.
+// startServeArgs is startServe for a run that prints n lines; it returns
+// them after the first.
 func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (page string, more []string, done <-chan error) {
 	t.Helper()
 	cfg, err := parseFlags(append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
@@ -221,7 +205,7 @@ func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (p
 	out, w := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := serve(ctx, cfg, w)
+		err := run(ctx, cfg, w)
 		w.Close()
 		errc <- err
 	}()
@@ -270,7 +254,7 @@ func TestServeAdmin(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
+		t.Errorf("run: %v", err)
 	}
 
 	// Only on a loopback address.
@@ -278,12 +262,27 @@ func TestServeAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := serve(t.Context(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback") {
-		t.Errorf("serve with -admin 0.0.0.0:0: %v, want an error about loopback", err)
+	if err := run(t.Context(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("run with -admin 0.0.0.0:0: %v, want an error about loopback", err)
 	}
 }
 
-// TestServe runs the program's serve on a free port: it prints the real
+// startApp runs the program with args until the test ends, and returns
+// the page URL, http://127.0.0.1:PORT/.
+func startApp(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	page, done := startServe(t, ctx, args...)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return page
+}
+
+// TestServe runs the program's run on a free port: it prints the real
 // URL, chats, and on cancel closes clients with 1001 and returns nil.
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
@@ -311,13 +310,13 @@ func TestServe(t *testing.T) {
 		t.Errorf("close code on shutdown = %d, want 1001", code)
 	}
 	if err := <-done; err != nil {
-		t.Errorf("serve: %v", err)
+		t.Errorf("run: %v", err)
 	}
 }
 
 // TestServeZombie: a client that never answers the close frame and keeps
 // pinging does not hold up the shutdown: the server drops it after a short
-// grace and serve returns nil, so the program exits with status 0.
+// grace and run returns nil, so the program exits with status 0.
 func TestServeZombie(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -361,7 +360,7 @@ func TestServeZombie(t *testing.T) {
 	}()
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("serve with a zombie client: %v, want nil", err)
+		t.Errorf("run with a zombie client: %v, want nil", err)
 	}
 	if code := <-closed; code != websocket.CloseGoingAway {
 		t.Errorf("close code on shutdown = %d, want 1001", code)

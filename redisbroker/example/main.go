@@ -20,15 +20,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/kit/run"
-	"github.com/hubchat/chat/examples/kit/staticapp"
 	"github.com/hubchat/chat/redisbroker"
+	"github.com/hubchat/chat/webui"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -85,9 +85,17 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, ready chan<- net.A
 		return err
 	}
 	// The same page and /ws endpoint as examples/static, on a shared room.
-	app := staticapp.New(chat.Options{Name: cfg.room, Broker: broker, Logger: slog.Default()})
-	hub := app.Hub()
-	hs := run.HTTPServer(app.Handler(), run.Config{}) // the examples' timeouts
+	hub := chat.NewHub(chat.Options{Name: cfg.room, Broker: broker, Logger: slog.Default()})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", chat.NewServer(hub))
+	mux.Handle("/", webui.Handler())
+	hs := &http.Server{ // the examples' timeouts (examples/internal/webserver)
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       30 * time.Second,
+	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	host, _, _ := net.SplitHostPort(cfg.addr)

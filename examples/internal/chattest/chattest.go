@@ -1,6 +1,7 @@
 // Package chattest holds test helpers shared by the example programs'
-// tests: a goroutine leak check for TestMain, free ports, and a WebSocket
-// client that reads the chat protocol with deadlines.
+// tests: a goroutine leak check for TestMain, free ports, building and
+// running the programs, and a WebSocket client that reads the chat
+// protocol with deadlines.
 package chattest
 
 import (

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/hubchat/chat"
+	"github.com/hubchat/chat/examples/internal/admin"
 	"github.com/hubchat/chat/examples/internal/chattest"
-	"github.com/hubchat/chat/examples/kit/admin"
 )
 
 func TestMain(m *testing.M) { chattest.Main(m) }

@@ -1,10 +1,4 @@
-// Package multiportapp builds the multiport example: a main server with the
-// browser client and an API to list and start chat servers, and any number
-// of chat servers, each on its own port with its own [chat.Hub], so that
-// messages never cross servers. It lives outside the program so that tests,
-// including the browser tests in examples/e2e, can run it in-process on any
-// port.
-package multiportapp
+package main
 
 import (
 	"context"
@@ -24,8 +18,8 @@ import (
 	"syscall"
 
 	"github.com/hubchat/chat"
-	"github.com/hubchat/chat/examples/kit/run"
-	"github.com/hubchat/chat/examples/kit/webui"
+	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/webui"
 )
 
 //go:embed page
@@ -34,71 +28,75 @@ var page embed.FS
 // maxRequestBytes caps the body of POST /api/servers.
 const maxRequestBytes = 1 << 10
 
-// Errors returned by [App.Start].
+// Errors returned by [rooms.start].
 var (
-	// ErrPortInUse means something, possibly one of the app's own chat
+	// errPortInUse means something, possibly one of the app's own chat
 	// servers, already listens on the port.
-	ErrPortInUse = errors.New("port in use")
-	// ErrClosed means the app has been shut down.
-	ErrClosed = errors.New("shutting down")
+	errPortInUse = errors.New("port in use")
+	// errClosed means the app has been shut down.
+	errClosed = errors.New("shutting down")
 )
 
-// Config configures an [App].
-type Config struct {
+// roomsConfig configures [rooms].
+type roomsConfig struct {
 	// Host is the host name chat servers listen on and put in their URLs.
 	// Empty means "localhost".
 	Host string
 
 	// Origins lists the origins, as host:port, whose pages may connect to
-	// the chat servers: the main UI's, see [Origins]. They are matched
+	// the chat servers: the main UI's, see [originsOf]. They are matched
 	// literally. Empty means none besides each chat server's own origin.
 	Origins []string
 
 	// Allow is the range of ports POST /api/servers may start chat servers
 	// on. The zero range allows none.
-	Allow PortRange
+	Allow portRange
 
 	// Hosts lists the host names the main server and the chat servers
 	// answer to, whatever the port: a request or upgrade whose Host header
 	// names another gets 403. This defeats DNS rebinding, where a hostile
 	// page's own name is re-pointed at 127.0.0.1, so that the page is
 	// same-origin with the servers. Empty means localhost, 127.0.0.1 and
-	// ::1; see [run.HostNames].
+	// ::1; see [webserver.HostNames].
 	Hosts []string
-
-	// HTTP holds the timeouts of the chat servers' http.Servers.
-	HTTP run.Config
 
 	// Logger is passed to every hub. Nil means [slog.Default].
 	Logger *slog.Logger
 }
 
-// ServerInfo describes one running chat server; it is the JSON of
+// serverInfo describes one running chat server; it is the JSON of
 // GET /api/servers and POST /api/servers.
-type ServerInfo struct {
+type serverInfo struct {
 	Name string `json:"name"` // e.g. "Server 1 (8081)"
 	Port int    `json:"port"`
 	URL  string `json:"url"` // the WebSocket endpoint, e.g. "ws://localhost:8081/ws"
 }
 
-// App is the set of chat servers and the main server's handler. Use [New];
-// the zero App is not usable. An App is safe for concurrent use.
-type App struct {
-	cfg     Config
-	handler http.Handler
+// rooms is the multiport app: any number of chat servers, each with its
+// own [chat.Hub] (one room) on its own port, so that messages never cross
+// servers, and the main server's handler, which serves the browser client
+// and an API to list and start chat servers. Use [newRooms]; the zero
+// rooms is not usable. It is safe for concurrent use.
+type rooms struct {
+	cfg roomsConfig
+	h   http.Handler // the main server's
 
 	mu      sync.Mutex
 	closed  bool
-	servers []chatServer // in start order
+	servers []*chatServer // in start order
 }
 
+// chatServer is one room: a hub and the http.Server of its port.
 type chatServer struct {
-	info ServerInfo
-	srv  *run.Server
+	info   serverInfo
+	hub    *chat.Hub
+	hs     *http.Server
+	served chan error // hs.Serve's result
 }
 
-// New returns an app with no chat servers; add them with [App.Start].
-func New(cfg Config) *App {
+// newRooms returns an app with no chat servers; add them with
+// [rooms.start].
+func newRooms(cfg roomsConfig) *rooms {
 	if cfg.Host == "" {
 		cfg.Host = "localhost"
 	}
@@ -106,10 +104,10 @@ func New(cfg Config) *App {
 		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Hosts) == 0 {
-		cfg.Hosts = run.HostNames("localhost")
+		cfg.Hosts = webserver.HostNames("localhost")
 	}
 	cfg.Hosts = slices.Clone(cfg.Hosts)
-	a := &App{cfg: cfg}
+	a := &rooms{cfg: cfg}
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
 		panic(err) // the embedded directory is always there
@@ -121,71 +119,78 @@ func New(cfg Config) *App {
 	}))
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers", csrf.Handler(http.HandlerFunc(a.serveServers)))
-	mux.Handle("/", webui.Handler(sub))
-	a.handler = run.AllowHosts(cfg.Hosts, mux)
+	// The page (index.html, multiport.js) with the webui client's chat.js
+	// and chat.css.
+	mux.Handle("/", webui.PageHandler(sub))
+	a.h = webserver.AllowHosts(cfg.Hosts, mux)
 	return a
 }
 
-// Handler returns the main server's handler, for Config.Hosts only: the
-// client at GET /, and /api/servers, where GET lists the chat servers and POST {"port":N} starts
-// one on an allowed, free port and answers 201 with its [ServerInfo].
-// Errors are JSON objects {"error":"..."}.
-func (a *App) Handler() http.Handler { return a.handler }
+// handler returns the main server's handler, for roomsConfig.Hosts only:
+// the client at GET /, and /api/servers, where GET lists the chat servers
+// and POST {"port":N} starts one on an allowed, free port and answers 201
+// with its [serverInfo]. Errors are JSON objects {"error":"..."}.
+func (a *rooms) handler() http.Handler { return a.h }
 
-// Start starts a chat server with its own hub on the port (0 picks a free
-// one) of Config.Host, whatever Config.Allow says. It returns
-// [ErrPortInUse] if the port is taken and [ErrClosed] after Shutdown.
-func (a *App) Start(port int) (ServerInfo, error) {
+// start starts a chat server with its own hub on the port (0 picks a free
+// one) of roomsConfig.Host, whatever roomsConfig.Allow says. It returns
+// [errPortInUse] if the port is taken and [errClosed] after shutdown.
+func (a *rooms) start(port int) (serverInfo, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return ServerInfo{}, ErrClosed
+		return serverInfo{}, errClosed
 	}
 	for _, s := range a.servers {
 		if port != 0 && s.info.Port == port {
-			return ServerInfo{}, fmt.Errorf("%w: %d already runs %s", ErrPortInUse, port, s.info.Name)
+			return serverInfo{}, fmt.Errorf("%w: %d already runs %s", errPortInUse, port, s.info.Name)
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Host, strconv.Itoa(port)))
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return ServerInfo{}, fmt.Errorf("%w: %d is used by another program", ErrPortInUse, port)
+		return serverInfo{}, fmt.Errorf("%w: %d is used by another program", errPortInUse, port)
 	}
 	if err != nil {
-		return ServerInfo{}, err
+		return serverInfo{}, err
 	}
-	port = run.Port(ln.Addr())
-	info := ServerInfo{
-		Name: fmt.Sprintf("Server %d (%d)", len(a.servers)+1, port),
-		Port: port,
-		URL:  run.URL("ws", a.cfg.Host, ln.Addr(), "/ws"),
+	port = webserver.Port(ln.Addr())
+	s := &chatServer{
+		info: serverInfo{
+			Name: fmt.Sprintf("Server %d (%d)", len(a.servers)+1, port),
+			Port: port,
+			URL:  webserver.URL("ws", a.cfg.Host, ln.Addr(), "/ws"),
+		},
+		served: make(chan error, 1),
 	}
-	hub := chat.NewHub(chat.Options{
-		Name:           info.Name,
+	s.hub = chat.NewHub(chat.Options{
+		Name:           s.info.Name,
 		OriginPatterns: quotePatterns(a.cfg.Origins),
-		AllowedHosts:   run.HostPatterns(a.cfg.Hosts...),
+		AllowedHosts:   webserver.HostPatterns(a.cfg.Hosts...),
 		Logger:         a.cfg.Logger,
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/ws", chat.NewServer(hub))
-	a.servers = append(a.servers, chatServer{info: info, srv: run.Serve(ln, mux, a.cfg.HTTP, hub)})
-	return info, nil
+	mux.Handle("/ws", chat.NewServer(s.hub))
+	s.hs = webserver.New(mux)
+	go func() { s.served <- s.hs.Serve(ln) }()
+	a.servers = append(a.servers, s)
+	return s.info, nil
 }
 
-// Servers lists the running chat servers in start order.
-func (a *App) Servers() []ServerInfo {
+// list lists the running chat servers in start order.
+func (a *rooms) list() []serverInfo {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	infos := make([]ServerInfo, len(a.servers))
+	infos := make([]serverInfo, len(a.servers))
 	for i, s := range a.servers {
 		infos[i] = s.info
 	}
 	return infos
 }
 
-// Shutdown stops every chat server: each hub closes its clients with 1001
-// (going away), then its HTTP server stops. Later calls to Start fail. It
+// shutdown stops every chat server: each hub closes its clients with 1001
+// (going away), then its HTTP server stops. Later calls to start fail. It
 // returns when all have stopped, or ctx.Err() if ctx ends first.
-func (a *App) Shutdown(ctx context.Context) error {
+func (a *rooms) shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.closed = true
 	servers := a.servers
@@ -195,16 +200,31 @@ func (a *App) Shutdown(ctx context.Context) error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
-		wg.Go(func() { errs[i] = s.srv.Shutdown(ctx) })
+		wg.Go(func() { errs[i] = s.shutdown(ctx) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (a *App) serveServers(w http.ResponseWriter, r *http.Request) {
+// shutdown stops the chat server: the hub first, which closes the
+// WebSockets that http.Server.Shutdown leaves alone, then the HTTP server.
+func (s *chatServer) shutdown(ctx context.Context) error {
+	err := errors.Join(s.hub.Shutdown(ctx), s.hs.Shutdown(ctx))
+	select {
+	case serr := <-s.served:
+		if !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(serr, err)
+		}
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	return err
+}
+
+func (a *rooms) serveServers(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		writeJSON(w, http.StatusOK, a.Servers())
+		writeJSON(w, http.StatusOK, a.list())
 	case http.MethodPost:
 		a.startServer(w, r)
 	default:
@@ -214,7 +234,7 @@ func (a *App) serveServers(w http.ResponseWriter, r *http.Request) {
 }
 
 // startServer handles POST /api/servers {"port":N}.
-func (a *App) startServer(w http.ResponseWriter, r *http.Request) {
+func (a *rooms) startServer(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Port *int `json:"port"`
 	}
@@ -239,15 +259,15 @@ func (a *App) startServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	port := *req.Port
-	if !a.cfg.Allow.Contains(port) {
+	if !a.cfg.Allow.contains(port) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("port %d is outside the allowed range %v", port, a.cfg.Allow))
 		return
 	}
-	info, err := a.Start(port)
+	info, err := a.start(port)
 	switch {
-	case errors.Is(err, ErrPortInUse):
+	case errors.Is(err, errPortInUse):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, errClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		a.cfg.Logger.Warn("multiport: cannot start chat server", "port", port, "err", err)
@@ -268,28 +288,28 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// PortRange is an inclusive range of TCP ports. The zero PortRange is empty.
-type PortRange struct{ First, Last int }
+// portRange is an inclusive range of TCP ports. The zero portRange is empty.
+type portRange struct{ First, Last int }
 
-// ParsePortRange parses "8083-8099" or a single port "8083".
-func ParsePortRange(s string) (PortRange, error) {
+// parsePortRange parses "8083-8099" or a single port "8083".
+func parsePortRange(s string) (portRange, error) {
 	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
 	if !isRange {
 		hi = lo
 	}
-	first, err1 := ParsePort(lo)
-	last, err2 := ParsePort(hi)
+	first, err1 := parsePort(lo)
+	last, err2 := parsePort(hi)
 	if err := errors.Join(err1, err2); err != nil {
-		return PortRange{}, fmt.Errorf("port range %q: %w", s, err)
+		return portRange{}, fmt.Errorf("port range %q: %w", s, err)
 	}
 	if first > last {
-		return PortRange{}, fmt.Errorf("port range %q: %d > %d", s, first, last)
+		return portRange{}, fmt.Errorf("port range %q: %d > %d", s, first, last)
 	}
-	return PortRange{first, last}, nil
+	return portRange{first, last}, nil
 }
 
-// ParsePort parses a port number from 1 to 65535.
-func ParsePort(s string) (int, error) {
+// parsePort parses a port number from 1 to 65535.
+func parsePort(s string) (int, error) {
 	p, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || p < 1 || p > 65535 {
 		return 0, fmt.Errorf("invalid port %q: want a number from 1 to 65535", s)
@@ -298,12 +318,12 @@ func ParsePort(s string) (int, error) {
 }
 
 // Contains reports whether port is in the range.
-func (r PortRange) Contains(port int) bool {
+func (r portRange) contains(port int) bool {
 	return r.First > 0 && r.First <= port && port <= r.Last
 }
 
-// String returns the range as ParsePortRange accepts it.
-func (r PortRange) String() string {
+// String returns the range as parsePortRange accepts it.
+func (r portRange) String() string {
 	if r.First == r.Last {
 		return strconv.Itoa(r.First)
 	}
@@ -311,10 +331,10 @@ func (r PortRange) String() string {
 }
 
 // Origins returns the host:port origins a browser may report for a page
-// served on port of each host, one for each of [run.HostNames](hosts...).
-func Origins(port int, hosts ...string) []string {
+// served on port of each host, one for each of [webserver.HostNames](hosts...).
+func originsOf(port int, hosts ...string) []string {
 	var out []string
-	for _, h := range run.HostNames(hosts...) {
+	for _, h := range webserver.HostNames(hosts...) {
 		out = append(out, net.JoinHostPort(h, strconv.Itoa(port)))
 	}
 	return out
@@ -324,7 +344,7 @@ func Origins(port int, hosts ...string) []string {
 func quotePatterns(origins []string) []string {
 	out := make([]string, len(origins))
 	for i, o := range origins {
-		out[i] = run.Quote(o)
+		out[i] = webserver.Quote(o)
 	}
 	return out
 }

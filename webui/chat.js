@@ -1,4 +1,6 @@
-// chat.js is the browser client shared by the hubchat example pages.
+// chat.js is the browser client of the webui Go package
+// (github.com/hubchat/chat/webui), shared by its default page and by any
+// page served with webui.PageHandler, such as the multiport example's.
 //
 // It builds a chat panel (status, message log, users list, username prompt
 // and send box) and speaks the hubchat wire protocol: one JSON object per
@@ -8,8 +10,10 @@
 // HTML.
 //
 // Every element with a data-hubchat-ws attribute (the WebSocket URL, may be
-// relative, e.g. "/ws") gets a panel that connects on load. Pages that need
-// more control use window.HubChat.Chat directly, as multiport.js does.
+// relative to the page, e.g. "ws" or "/ws"; data-hubchat-title names the
+// room) gets a panel that connects on load. Pages that need more control
+// use window.HubChat.Chat directly, as the multiport example's
+// multiport.js does.
 (function () {
   'use strict';
 

@@ -1,0 +1,95 @@
+// Package webui serves a browser client for the chat rooms of package
+// [github.com/hubchat/chat]: one page that asks for a username, joins the
+// room, and shows the messages, the members and the connection status,
+// reconnecting with back-off when the connection drops.
+//
+// Mount [Handler] beside the room's [github.com/hubchat/chat.Server],
+// which the page expects at "ws" relative to itself:
+//
+//	mux.Handle("/ws", chat.NewServer(hub))
+//	mux.Handle("/", webui.Handler()) // the page at /, the chat at /ws
+//
+// or, under a prefix, http.StripPrefix("/lobby", webui.Handler()) at
+// "/lobby/" with the chat.Server at "/lobby/ws".
+//
+// The client is three files, embedded in the package: index.html, chat.js
+// (no dependencies, no build step) and chat.css, which lays the page out
+// for desktops and phones alike. chat.js mounts a chat panel on every
+// element with a data-hubchat-ws attribute (the WebSocket URL, absolute or
+// relative to the page; data-hubchat-title names the room) and exposes
+// window.HubChat for pages that drive panels themselves. [PageHandler]
+// serves such a page of your own with chat.js and chat.css.
+//
+// Text from the network is only ever inserted as text, never as HTML, and
+// every response carries a Content-Security-Policy that allows the page's
+// own scripts and styles and nothing inline, so that a message cannot run
+// script even through a bug of the page.
+package webui
+
+import (
+	"embed"
+	"errors"
+	"io/fs"
+	"net/http"
+)
+
+//go:embed index.html chat.js chat.css
+var client embed.FS
+
+// FS returns the client's files at the root of a file system: index.html,
+// chat.js and chat.css.
+func FS() fs.FS { return client }
+
+// contentSecurityPolicy allows only the page's own scripts and styles, so
+// that even a rendering bug cannot run script from a chat message, and
+// WebSockets to any host (a page may talk to chat servers on other ports).
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; " +
+	"form-action 'none'; frame-ancestors 'none'"
+
+// Handler returns a handler that serves the client, index.html at "/" and
+// chat.js and chat.css beside it, to GET and HEAD requests; other methods
+// get 405 and unknown paths 404. The page connects to the chat endpoint
+// "ws" relative to its own URL. It is PageHandler(nil).
+func Handler() http.Handler { return PageHandler(nil) }
+
+// PageHandler is [Handler] for a page of your own: it serves the files of
+// page and, where page has no file of that name, the client's, so that
+// page supplies index.html (and any script and style of its own) and
+// shares chat.js and chat.css. A nil page serves the client alone. Every
+// response carries the strict Content-Security-Policy of the package doc:
+// a page's scripts and styles must be files, not inline.
+func PageHandler(page fs.FS) http.Handler {
+	var files fs.FS = client
+	if page != nil {
+		files = overlay{page, client}
+	}
+	fileServer := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-cache")
+		fileServer.ServeHTTP(w, r)
+	})
+}
+
+// overlay is a file system made of layers: a name is looked up in each in
+// turn, and the first that has it wins.
+type overlay []fs.FS
+
+func (o overlay) Open(name string) (fs.File, error) {
+	for _, layer := range o {
+		f, err := layer.Open(name)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, err
+		}
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}

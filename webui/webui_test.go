@@ -1,0 +1,105 @@
+package webui_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/hubchat/chat/webui"
+)
+
+// get serves one request with h and returns the response.
+func get(t *testing.T, h http.Handler, method, path string) (*http.Response, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), method, path, nil))
+	resp := rec.Result()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(body)
+}
+
+func TestHandler(t *testing.T) {
+	tests := []struct {
+		method, path string
+		status       int
+		contentType  string
+		contains     string
+	}{
+		{"GET", "/", 200, "text/html; charset=utf-8", `data-hubchat-ws="ws"`},
+		{"GET", "/chat.js", 200, "text/javascript; charset=utf-8", "textContent"},
+		{"GET", "/chat.css", 200, "text/css; charset=utf-8", ".msg.mine"},
+		{"HEAD", "/", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/index.html", 301, "", ""}, // to ./, as http.FileServer does
+		{"GET", "/nope", 404, "text/plain; charset=utf-8", "not found"},
+		{"GET", "/../go.mod", 404, "text/plain; charset=utf-8", ""},
+		{"POST", "/", 405, "text/plain; charset=utf-8", "method not allowed"},
+		{"DELETE", "/chat.js", 405, "text/plain; charset=utf-8", "method not allowed"},
+	}
+	h := webui.Handler()
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			resp, body := get(t, h, tc.method, tc.path)
+			if resp.StatusCode != tc.status {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tc.status)
+			}
+			if got := resp.Header.Get("Content-Type"); tc.contentType != "" && got != tc.contentType {
+				t.Errorf("Content-Type = %q, want %q", got, tc.contentType)
+			}
+			if !strings.Contains(body, tc.contains) {
+				t.Errorf("body does not contain %q", tc.contains)
+			}
+			if tc.status == 405 {
+				if got := resp.Header.Get("Allow"); got != "GET, HEAD" {
+					t.Errorf("Allow = %q, want GET, HEAD", got)
+				}
+				return
+			}
+			if got := resp.Header.Get("Content-Security-Policy"); !strings.Contains(got, "script-src 'self';") ||
+				strings.Contains(got, "unsafe-inline") {
+				t.Errorf("Content-Security-Policy = %q, want scripts from the page's origin only", got)
+			}
+			if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q", got)
+			}
+		})
+	}
+}
+
+// TestPageHandler: a page's files replace the client's of the same name
+// and add to them; the client's others are still served.
+func TestPageHandler(t *testing.T) {
+	page := fstest.MapFS{
+		"index.html": {Data: []byte(`<main id="mine"></main>`)},
+		"page.js":    {Data: []byte(`// page`)},
+	}
+	h := webui.PageHandler(page)
+	for path, want := range map[string]string{
+		"/":         `<main id="mine"></main>`,
+		"/page.js":  "// page",
+		"/chat.js":  "window.HubChat",
+		"/chat.css": "@media",
+	} {
+		resp, body := get(t, h, "GET", path)
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s: %s, body %.40q; want 200 and %q", path, resp.Status, body, want)
+		}
+	}
+	if resp, _ := get(t, h, "GET", "/nope.js"); resp.StatusCode != 404 {
+		t.Errorf("GET /nope.js: %s, want 404", resp.Status)
+	}
+	if resp, body := get(t, webui.PageHandler(nil), "GET", "/"); resp.StatusCode != 200 || !strings.Contains(body, "data-hubchat-ws") {
+		t.Errorf("PageHandler(nil) GET /: %s, want the client's page", resp.Status)
+	}
+}
+
+func TestFS(t *testing.T) {
+	if err := fstest.TestFS(webui.FS(), "index.html", "chat.js", "chat.css"); err != nil {
+		t.Fatal(err)
+	}
+}
