@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -279,5 +281,98 @@ func idleClients(spec string) int {
 func raiseFileLimit(b *testing.B, need int) {
 	if err := raiseNoFile(uint64(need)); err != nil {
 		b.Skip(err)
+	}
+}
+
+// BenchmarkRoomForming measures how long a room of N members takes to
+// form: N clients connect and join, 64 handshakes at a time, and the clock
+// stops when every client knows every member (its users snapshot plus the
+// join events after it reach N). Each iteration forms a new room. Clients
+// and server share the machine; compare figures within one run.
+func BenchmarkRoomForming(b *testing.B) {
+	for _, n := range []int{1000, 2000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			benchRoomForming(b, n, chat.Options{})
+		})
+	}
+}
+
+func benchRoomForming(b *testing.B, n int, opts chat.Options) {
+	raiseFileLimit(b, 2*n+100)
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.RateLimit = -1
+	for b.Loop() {
+		hub := chat.NewHub(opts)
+		ts := httptest.NewServer(chat.NewServer(hub))
+		url := "ws" + strings.TrimPrefix(ts.URL, "http")
+		var (
+			formed  sync.WaitGroup
+			readers sync.WaitGroup
+			failed  atomic.Value
+			sem     = make(chan struct{}, 64)
+			conns   = make([]*websocket.Conn, n)
+		)
+		formed.Add(n)
+		var dialers sync.WaitGroup
+		for i := range n {
+			sem <- struct{}{}
+			dialers.Go(func() {
+				defer func() { <-sem }()
+				ws, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s?username=u%d", url, i), nil)
+				if err != nil {
+					failed.Store(err)
+					formed.Done()
+					return
+				}
+				conns[i] = ws
+				readers.Go(func() { readUntilFormed(ws, n, formed.Done) })
+			})
+		}
+		dialers.Wait()
+		if err := failed.Load(); err != nil {
+			b.Fatalf("connect: %v", err)
+		}
+		formed.Wait()
+		b.StopTimer()
+		for _, ws := range conns {
+			ws.Close()
+		}
+		readers.Wait()
+		_ = hub.Close()
+		ts.Close()
+		b.StartTimer()
+	}
+}
+
+// readUntilFormed reads ws until the client knows n members, calls done,
+// and reads on until the connection ends.
+func readUntilFormed(ws *websocket.Conn, n int, done func()) {
+	known, snap := 0, false
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			if known < n {
+				done()
+			}
+			return
+		}
+		if known >= n {
+			continue
+		}
+		switch {
+		case bytes.HasPrefix(data, []byte(`{"type":"users","users":[`)):
+			list := data[len(`{"type":"users","users":[`):]
+			list = list[:bytes.IndexByte(list, ']')] // names are u<digits>
+			known, snap = bytes.Count(list, []byte(","))+1, true
+		case snap && bytes.HasPrefix(data, []byte(`{"type":"join"`)):
+			known++
+		case snap && bytes.HasPrefix(data, []byte(`{"type":"leave"`)):
+			known--
+		default:
+			continue
+		}
+		if known >= n {
+			done()
+		}
 	}
 }
