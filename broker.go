@@ -38,11 +38,13 @@ type Broker interface {
 // by the broker; the event reaches every hub of the room, this one included,
 // through deliver.
 type Link interface {
-	// Join claims username for a member connected to this hub. It fails
-	// with an error wrapping ErrNameTaken if a member of the room, on any
-	// hub, has the same name under case folding (compare with [NameKey]).
-	// On success every hub receives an EventJoin.
-	Join(ctx context.Context, username string) error
+	// Join claims username for a member connected to this hub, whose
+	// public profile is p. It fails with an error wrapping ErrNameTaken if
+	// a member of the room, on any hub, has the same name under case
+	// folding (compare with [NameKey]). On success every hub receives an
+	// EventJoin with the name and p, and p stays in the room's state
+	// (Snapshot.Profiles) until the member leaves.
+	Join(ctx context.Context, username string, p Profile) error
 
 	// Leave releases a name claimed through this link; every hub receives
 	// an EventLeave.
@@ -97,6 +99,9 @@ type Event struct {
 	Kind EventKind
 	// Username is the member who joined or left.
 	Username string
+	// Profile is the public profile of the member who joined, as given
+	// to Link.Join (EventJoin only).
+	Profile Profile
 	// Message is the message of an EventMessage, with ID and Time set.
 	Message Message
 	// Sync is the room's state, for an EventSync.
@@ -109,6 +114,9 @@ type Event struct {
 type Snapshot struct {
 	// Users lists the members of every hub of the room in join order.
 	Users []string
+	// Profiles holds the public profiles of the members in Users, by name
+	// as in Users; a member without one may be left out.
+	Profiles map[string]Profile
 	// History holds the last public messages of the room, oldest first.
 	// A hub keeps at most its Options.HistorySize of them.
 	History []Message

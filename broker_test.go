@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ type memBroker struct {
 	subs    map[*memLink]bool
 	owner   map[string]*memLink // name key → the link that claimed it
 	users   []string
+	profs   map[string]chat.Profile // by name
 	history []chat.Message
 	restr   map[string]chat.Moderation // bans and mutes by "b"/"m" + name key
 }
@@ -29,7 +31,8 @@ type memLink struct {
 }
 
 func newMemBroker() *memBroker {
-	return &memBroker{subs: map[*memLink]bool{}, owner: map[string]*memLink{}, restr: map[string]chat.Moderation{}}
+	return &memBroker{subs: map[*memLink]bool{}, owner: map[string]*memLink{}, profs: map[string]chat.Profile{},
+		restr: map[string]chat.Moderation{}}
 }
 
 func (b *memBroker) Open(room string, deliver func(chat.Event)) (chat.Link, error) {
@@ -42,8 +45,8 @@ func (b *memBroker) Open(room string, deliver func(chat.Event)) (chat.Link, erro
 		restr = append(restr, r)
 	}
 	deliver(chat.Event{Kind: chat.EventSync, Sync: &chat.Snapshot{
-		Users: append([]string(nil), b.users...), History: append([]chat.Message(nil), b.history...),
-		Restrictions: restr,
+		Users: append([]string(nil), b.users...), Profiles: maps.Clone(b.profs),
+		History: append([]chat.Message(nil), b.history...), Restrictions: restr,
 	}})
 	return l, nil
 }
@@ -54,7 +57,7 @@ func (b *memBroker) publishLocked(ev chat.Event) {
 	}
 }
 
-func (l *memLink) Join(_ context.Context, name string) error {
+func (l *memLink) Join(_ context.Context, name string, p chat.Profile) error {
 	b := l.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -67,7 +70,10 @@ func (l *memLink) Join(_ context.Context, name string) error {
 	}
 	b.owner[key] = l
 	b.users = append(b.users, name)
-	b.publishLocked(chat.Event{Kind: chat.EventJoin, Username: name})
+	if p != (chat.Profile{}) {
+		b.profs[name] = p
+	}
+	b.publishLocked(chat.Event{Kind: chat.EventJoin, Username: name, Profile: p})
 	return nil
 }
 
@@ -89,6 +95,7 @@ func (l *memLink) leaveLocked(name string) {
 	for i, u := range b.users {
 		if chat.NameKey(u) == key {
 			b.users = append(b.users[:i], b.users[i+1:]...)
+			delete(b.profs, u)
 			break
 		}
 	}

@@ -117,13 +117,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nameErr = errorf(ErrInvalidName, "%s", errTextBadQuery)
 	}
 	fromAuth := false
+	var ident *Identity // from Authenticate, if it says more than a name
 	if h.opts.Authenticate != nil && websocket.IsWebSocketUpgrade(r) {
-		var err error
-		if name, err = h.opts.Authenticate(r); err != nil {
+		id, err := h.opts.Authenticate(r)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		nameErr, fromAuth = nil, true
+		name = id.Name
+		if id, err = id.checkExtras(); err != nil {
+			h.log.Warn("chat: identity refused", "user", clip(name), "err", err)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if !id.bare() {
+			id = id.clone()
+			ident = &id
+		}
+		name, nameErr, fromAuth = id.Name, nil, true
 	}
 	hj := &hijacker{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hj, r, nil)
@@ -133,6 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hc := hj.conn
 	c := newClient(h, ws, hc.Conn)
 	c.br = hj.br
+	c.id = ident
 	if !h.addConn(c) {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.nc.Write(append(hc.resp, closeFrame(closeGoingAway, errTextClosed)...))
@@ -293,8 +305,9 @@ type client struct {
 	// park the connection with the hub's poller and end; a new reader
 	// goroutine resumes where it stopped (see poller).
 	br      *bufio.Reader
-	name    string  // the member's name, while a member
-	lim     *bucket // the rate limit, if any
+	name    string    // the member's name, while a member
+	id      *Identity // from Authenticate, if it said more than the name
+	lim     *bucket   // the rate limit, if any
 	rstate  atomic.Int32
 	ending  atomic.Bool  // the connection is ending: see wake
 	readBy  atomic.Int64 // the read deadline, Unix ns, for the poller
@@ -303,7 +316,7 @@ type client struct {
 	pid     uint64       // c's id with pl (guarded by pl.mu)
 
 	// Owned by h.mu.
-	member *member
+	member *member    // the member c is a connection of, once joined
 	res    *resumeReq // what it asks for to resume, until its join
 
 	// Owned by h.out.mu.
@@ -380,11 +393,15 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 	if err == nil {
 		valid, err = ValidateUsername(name)
 	}
+	first := false
 	if err == nil {
+		if c.id != nil {
+			c.id.Name = valid
+		}
 		if since != "" {
 			c.res = h.prepareResume(valid, since)
 		}
-		err = h.join(context.Background(), c, valid)
+		valid, first, err = h.join(context.Background(), c, valid)
 	}
 	if err != nil {
 		h.log.Debug("chat: join refused", "user", name, "err", err)
@@ -393,8 +410,11 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 		return
 	}
 	c.name = valid
-	if h.opts.OnJoin != nil {
-		h.opts.OnJoin(valid)
+	if c.id != nil && c.id.Name != valid {
+		c.id.Name = valid // the member's, in its case
+	}
+	if first && h.opts.OnJoin != nil {
+		h.opts.OnJoin(h, c.identity())
 	}
 	if h.opts.RateLimit > 0 {
 		c.lim = newBucket(h.opts.RateLimit, h.opts.RateBurst, time.Now())
@@ -518,17 +538,33 @@ func (c *client) quit() {
 	c.awaitClose()
 }
 
-// leave makes the member, if c is one, leave the room and announces it.
+// leave takes c, if a member's connection, out of the room: if it is the
+// member's last, the member leaves and its leave is announced.
 func (c *client) leave() {
 	if c.name == "" {
 		return
 	}
-	h, name := c.h, c.name
+	h := c.h
 	c.name = ""
-	h.leave(c)
-	if h.opts.OnLeave != nil {
-		h.opts.OnLeave(name)
+	if id, last := h.leave(c); last && h.opts.OnLeave != nil {
+		h.opts.OnLeave(h, id)
 	}
+}
+
+// identity returns the identity c joined with.
+func (c *client) identity() Identity {
+	if c.id != nil {
+		return *c.id
+	}
+	return Identity{Name: c.name}
+}
+
+// profile returns the public part of c's identity besides its name.
+func (c *client) profile() Profile {
+	if c.id != nil {
+		return c.id.Profile()
+	}
+	return Profile{}
 }
 
 // awaitClose reads and discards what the client sends after the server
@@ -651,7 +687,7 @@ func (c *client) handle(data []byte) error {
 		return err
 	}
 	if h.opts.OnMessage != nil {
-		if err := h.opts.OnMessage(m); err != nil {
+		if err := h.opts.OnMessage(h, c.identity(), m); err != nil {
 			return err
 		}
 		m.Username, m.ID, m.System, m.Time = name, "", false, time.Time{}

@@ -30,18 +30,27 @@ import (
 // frame is any server frame, decoded strictly: a field the protocol does
 // not define fails the test.
 type frame struct {
-	Type     string   `json:"type"`
-	ID       string   `json:"id,omitempty"`
-	Username string   `json:"username,omitempty"`
-	Body     string   `json:"body,omitempty"`
-	To       string   `json:"to,omitempty"`
-	System   bool     `json:"system,omitempty"`
-	TS       int64    `json:"ts,omitempty"`
-	Users    []string `json:"users,omitempty"`
-	Messages *[]frame `json:"messages,omitempty"`
-	Resume   *bool    `json:"resume,omitempty"`
-	Before   string   `json:"before,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Type     string             `json:"type"`
+	ID       string             `json:"id,omitempty"`
+	Username string             `json:"username,omitempty"`
+	Display  string             `json:"display,omitempty"`
+	Avatar   string             `json:"avatar,omitempty"`
+	Body     string             `json:"body,omitempty"`
+	To       string             `json:"to,omitempty"`
+	System   bool               `json:"system,omitempty"`
+	TS       int64              `json:"ts,omitempty"`
+	Users    []string           `json:"users,omitempty"`
+	Profiles map[string]profile `json:"profiles,omitempty"`
+	Messages *[]frame           `json:"messages,omitempty"`
+	Resume   *bool              `json:"resume,omitempty"`
+	Before   string             `json:"before,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// profile is a member's public profile in a users snapshot.
+type profile struct {
+	Display string `json:"display,omitempty"`
+	Avatar  string `json:"avatar,omitempty"`
 }
 
 // ignoreStamps leaves out the server-assigned id and ts, which tests check
@@ -609,11 +618,11 @@ func TestHTTPResponses(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, chat.Options{
-		Authenticate: func(r *http.Request) (string, error) {
+		Authenticate: func(r *http.Request) (chat.Identity, error) {
 			if tok := r.Header.Get("Authorization"); tok != "" {
-				return strings.TrimPrefix(tok, "Bearer "), nil
+				return chat.Identity{Name: strings.TrimPrefix(tok, "Bearer ")}, nil
 			}
-			return "", errors.New("missing token")
+			return chat.Identity{}, errors.New("missing token")
 		},
 	})
 	// The token's name overrides ?username=.
@@ -639,9 +648,9 @@ func TestHooks(t *testing.T) {
 	t.Parallel()
 	events := make(chan string, 10)
 	s := startServer(t, chat.Options{
-		OnJoin:  func(name string) { events <- "join " + name },
-		OnLeave: func(name string) { events <- "leave " + name },
-		OnMessage: func(m *chat.Message) error {
+		OnJoin:  func(_ *chat.Hub, id chat.Identity) { events <- "join " + id.Name },
+		OnLeave: func(_ *chat.Hub, id chat.Identity) { events <- "leave " + id.Name },
+		OnMessage: func(_ *chat.Hub, _ chat.Identity, m *chat.Message) error {
 			if strings.Contains(m.Body, "spam") {
 				return errors.New("no spam, please")
 			}

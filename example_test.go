@@ -75,8 +75,8 @@ func ExampleHub_Post() {
 // the body or reject the message, and the sender gets the error's text.
 func ExampleOptions_hooks() {
 	hub := chat.NewHub(chat.Options{
-		OnJoin: func(name string) { fmt.Println("hook: joined:", name) },
-		OnMessage: func(m *chat.Message) error {
+		OnJoin: func(_ *chat.Hub, id chat.Identity) { fmt.Println("hook: joined:", id.Name) },
+		OnMessage: func(_ *chat.Hub, _ chat.Identity, m *chat.Message) error {
 			if strings.Contains(m.Body, "http://") {
 				return errors.New("links are not allowed here")
 			}

@@ -54,7 +54,7 @@ func benchFanout(b *testing.B, st Store) {
 				clients[i] = newClient(h, nil, nil)
 				clients[i].nc = sinks[i]
 				h.mu.Lock()
-				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), clients[i])
+				h.applyJoinLocked("user"+strconv.Itoa(i), nameKey("user"+strconv.Itoa(i)), Profile{}, clients[i])
 				h.mu.Unlock()
 			}
 			waitWritten(b, h, clients)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,10 +45,10 @@ type Hub struct {
 	conns       map[*client]struct{}  // every connection, joined or not
 	members     map[string]*member    // by name key; members of every hub
 	first, last *member               // join order
-	pending     map[string]*client    // broker: claimed, awaiting EventJoin
+	pending     map[string]*claim     // broker: names being claimed, by key
 	seq         uint64                // last message id, without a broker
 	mem         recent                // recent messages: the history, resume, pages
-	usersJSON   []byte                // cached users payload; nil when stale
+	users       usersSnap             // cached users snapshot; zero when stale
 	enc         []byte                // scratch for encoding join and leave events
 	pl          *poller               // idle connections' poller, started on first use
 	plTried     bool                  // a poller was started, or could not be
@@ -73,9 +74,44 @@ func (h *Hub) poller() *poller {
 
 // A member is one user of the room, on this hub or another.
 type member struct {
-	name, key  string
-	c          *client // nil if connected to another hub
+	name, key string
+	prof      Profile // the public part of its identity
+
+	// Of a member that joined through this hub (local): id is its first
+	// connection's identity (nil if it had nothing but a name), and conns
+	// are its connections, in the order they came (several with
+	// Options.Authenticate: tabs, devices). With a Broker, a local member
+	// whose last connection has gone stays until the broker delivers its
+	// leave, with no connections.
+	local bool
+	id    *Identity
+	conns []*client
+	one   [1]*client // conns' array while it has one
+
 	prev, next *member
+}
+
+// setLocal makes m a member that joined through this hub, with its first
+// connection c.
+func (m *member) setLocal(c *client) {
+	m.local, m.id = true, c.id
+	m.one[0] = c
+	m.conns = m.one[:1:1]
+}
+
+// identity returns m's identity, as the hooks receive it.
+func (m *member) identity() Identity {
+	if m.id != nil {
+		return *m.id
+	}
+	return Identity{Name: m.name}
+}
+
+// A claim is a name being claimed through the Broker for c.
+type claim struct {
+	c       *client
+	done    chan struct{} // closed when the claim has succeeded or failed
+	waiting int           // further connections of the name waiting for done (guarded by Hub.mu)
 }
 
 // NewHub returns a running hub configured by opts; see [Options] for the
@@ -90,7 +126,7 @@ func NewHub(opts Options) *Hub {
 		synced:  make(chan struct{}),
 		conns:   make(map[*client]struct{}),
 		members: make(map[string]*member),
-		pending: make(map[string]*client),
+		pending: make(map[string]*claim),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.mem.init(&h.opts)
@@ -286,36 +322,73 @@ func (h *Hub) removeConn(c *client) {
 	h.wg.Done()
 }
 
-// join makes c a member named name (already validated). Without a broker
-// the join is applied at once; with one, the name is claimed through the
-// Link and the join completes when the broker delivers the EventJoin.
-func (h *Hub) join(ctx context.Context, c *client, name string) error {
+// join makes c a member named name (already validated), with c.id, and
+// reports whether c is its first connection (the member is new), and the
+// member's name, which is name unless c is a further connection of a
+// member whose name has another case. Without a
+// broker the join is applied at once; with one, the name is claimed
+// through the Link and the join completes when the broker delivers the
+// EventJoin. With Options.Authenticate, a connection whose name is a
+// member's here already becomes another connection of that member (see
+// attachLocked).
+func (h *Hub) join(ctx context.Context, c *client, name string) (member string, first bool, err error) {
 	key := nameKey(name)
-	h.mu.Lock()
-	if err := h.admitLocked(name, key); err != nil {
-		h.mu.Unlock()
-		return err
-	}
-	if h.link == nil {
-		h.applyJoinLocked(name, key, c)
-		h.mu.Unlock()
-		return nil
-	}
-	h.pending[key] = c
-	h.mu.Unlock()
-
 	ctx, cancel := context.WithTimeout(ctx, h.opts.JoinTimeout)
 	defer cancel()
+	h.mu.Lock()
+	for {
+		if err := h.allowedLocked(name, key); err != nil {
+			h.mu.Unlock()
+			return "", false, err
+		}
+		if h.shared() {
+			if m := h.members[key]; m != nil && len(m.conns) > 0 {
+				h.attachLocked(m, c)
+				h.mu.Unlock()
+				return m.name, false, nil
+			}
+			if p := h.pending[key]; p != nil {
+				// The member's first connection is claiming the name:
+				// wait for the outcome, then try again.
+				p.waiting++
+				h.mu.Unlock()
+				select {
+				case <-p.done:
+				case <-ctx.Done():
+					return "", false, h.joinFailed(name, ctx.Err())
+				case <-h.stop:
+					return "", false, ErrHubClosed
+				}
+				h.mu.Lock()
+				continue
+			}
+		}
+		break
+	}
+	if err := h.admitLocked(name, key); err != nil {
+		h.mu.Unlock()
+		return "", false, err
+	}
+	if h.link == nil {
+		h.applyJoinLocked(name, key, c.profile(), c)
+		h.mu.Unlock()
+		return name, true, nil
+	}
+	cl := &claim{c: c, done: make(chan struct{})}
+	h.pending[key] = cl
+	h.mu.Unlock()
+	defer close(cl.done)
+
 	claimed := false
-	err := h.waitSynced(ctx)
+	err = h.waitSynced(ctx)
 	if err == nil {
-		err = h.link.Join(ctx, name)
+		err = h.link.Join(ctx, name, c.profile())
 		claimed = err == nil
 	}
 	if err == nil {
 		select {
 		case <-c.joined:
-			return nil
+			return name, true, nil
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-h.stop:
@@ -323,27 +396,50 @@ func (h *Hub) join(ctx context.Context, c *client, name string) error {
 		}
 	}
 	h.mu.Lock()
-	if h.pending[key] == c {
+	if h.pending[key] == cl {
 		delete(h.pending, key)
 	}
 	joined := c.member != nil
 	h.mu.Unlock()
 	if joined {
-		return nil // the EventJoin won the race with the timeout
+		return name, true, nil // the EventJoin won the race with the timeout
 	}
 	if claimed {
 		h.releaseName(name)
 	}
+	return "", false, h.joinFailed(name, err)
+}
+
+// joinFailed returns the error for a join through the broker that failed
+// with err.
+func (h *Hub) joinFailed(name string, err error) error {
 	if errors.Is(err, ErrNameTaken) {
 		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	}
 	if errors.Is(err, ErrBanned) { // banned on another hub just now
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return h.bannedErrLocked(name, key, false)
+		return h.bannedErrLocked(name, nameKey(name), false)
 	}
 	h.log.Warn("chat: join through broker failed", "user", name, "err", err)
 	return errors.New(errTextUnavailable)
+}
+
+// shared reports whether connections with the same name are one member:
+// with Options.Authenticate, which vouches for the name.
+func (h *Hub) shared() bool { return h.opts.Authenticate != nil }
+
+// attachLocked makes c another connection of m, a member connected here:
+// the room sees no join; c receives its own join event (to it alone), the
+// users snapshot and the history, then the room's events, as a joiner
+// does.
+func (h *Hub) attachLocked(m *member, c *client) {
+	m.conns = append(m.conns, c)
+	c.member = m
+	h.enc = appendJoinEvent(h.enc[:0], m.name, m.prof)
+	h.out.attach(h.enc, c, h.usersSnapLocked(), h.joinHistoryLocked(c, m))
+	close(c.joined)
+	h.log.Debug("chat: another connection", "user", m.name, "conns", len(m.conns))
 }
 
 func (h *Hub) waitSynced(ctx context.Context) error {
@@ -367,8 +463,9 @@ func (h *Hub) releaseName(name string) {
 	}
 }
 
-// admitLocked checks whether a user named name (with key) may join.
-func (h *Hub) admitLocked(name, key string) error {
+// allowedLocked checks whether a connection named name (with key) may
+// join, as a new member or as another connection of a member.
+func (h *Hub) allowedLocked(name, key string) error {
 	switch {
 	case h.closed:
 		return ErrHubClosed
@@ -376,6 +473,14 @@ func (h *Hub) admitLocked(name, key string) error {
 		return errorf(ErrInvalidName, "username %s is reserved", quote(name))
 	case len(h.bans) > 0 && h.bannedErrLocked(name, key, true) != nil:
 		return h.bannedErrLocked(name, key, true)
+	}
+	return nil
+}
+
+// admitLocked checks whether a new member named name (with key) may join,
+// once allowedLocked has.
+func (h *Hub) admitLocked(name, key string) error {
+	switch {
 	case h.members[key] != nil || h.pending[key] != nil:
 		return errorf(ErrNameTaken, "username %s is taken", quote(name))
 	case h.opts.MaxUsers > 0 && len(h.members)+len(h.pending) >= h.opts.MaxUsers:
@@ -384,25 +489,40 @@ func (h *Hub) admitLocked(name, key string) error {
 	return nil
 }
 
-// leave removes c, a member, from the room.
-func (h *Hub) leave(c *client) {
+// leave takes c, a member's connection, out of the room. If it was the
+// member's last, the member leaves, and leave returns the member's
+// identity and true.
+func (h *Hub) leave(c *client) (Identity, bool) {
 	h.mu.Lock()
 	m := c.member
-	if m == nil || h.members[m.key] != m {
-		h.mu.Unlock()
-		return // already removed by a sync
+	i := -1
+	if m != nil {
+		i = slices.Index(m.conns, c)
 	}
-	if h.link == nil {
+	if i < 0 {
+		h.mu.Unlock()
+		return Identity{}, false
+	}
+	m.conns = slices.Delete(m.conns, i, i+1)
+	last := len(m.conns) == 0
+	switch {
+	case h.members[m.key] != m:
+		// Already removed by the broker, its leave announced.
+	case !last:
+		h.out.unsubscribe(c) // the member stays: the room sees nothing
+	case h.link == nil:
 		h.applyLeaveLocked(m.key)
+	default:
+		closed := h.closed
+		h.out.unsubscribe(c) // it is going: send it nothing more
 		h.mu.Unlock()
-		return
+		if !closed { // on shutdown, Link.Close releases every name at once
+			h.releaseName(m.name)
+		}
+		return m.identity(), true
 	}
-	closed := h.closed
-	h.out.unsubscribe(c) // it is going: send it nothing more
 	h.mu.Unlock()
-	if !closed { // on shutdown, Link.Close releases every name at once
-		h.releaseName(m.name)
-	}
+	return m.identity(), last
 }
 
 // publish assigns m its id and time and sends it to the room: everyone, or
@@ -464,16 +584,19 @@ func (h *Hub) deliver(ev Event) {
 	case EventJoin:
 		key := nameKey(ev.Username)
 		if h.members[key] == nil {
-			c := h.pending[key]
-			delete(h.pending, key)
-			h.applyJoinLocked(ev.Username, key, c)
+			var c *client
+			if cl := h.pending[key]; cl != nil {
+				c = cl.c
+				delete(h.pending, key)
+			}
+			h.applyJoinLocked(ev.Username, key, ev.Profile, c)
 		}
 	case EventLeave:
 		key := nameKey(ev.Username)
-		if m := h.members[key]; m != nil && m.c != nil {
+		if m := h.members[key]; m != nil {
 			// A local member the broker no longer counts: let it reconnect.
 			// (If it is leaving already, this does nothing.)
-			h.out.close(m.c, closeTryAgain, errTextUnavailable)
+			h.closeConnsLocked(m, closeTryAgain, errTextUnavailable)
 		}
 		h.applyLeaveLocked(key)
 	case EventMessage:
@@ -484,11 +607,23 @@ func (h *Hub) deliver(ev Event) {
 	}
 }
 
-// applyJoinLocked adds a member, announces it to everyone, and, when the
-// member is connected here (c != nil), sends c the users snapshot and the
-// history after its own join event (see announceJoinLocked).
-func (h *Hub) applyJoinLocked(name, key string, c *client) {
-	m := &member{name: name, key: key, c: c, prev: h.last}
+// closeConnsLocked closes m's connections here, if any, with code and
+// reason.
+func (h *Hub) closeConnsLocked(m *member, code int, reason string) {
+	for _, c := range m.conns {
+		h.out.close(c, code, reason)
+	}
+}
+
+// applyJoinLocked adds a member with profile p, announces it to everyone,
+// and, when the member is connected here (c != nil), sends c the users
+// snapshot and the history after its own join event (see
+// announceJoinLocked).
+func (h *Hub) applyJoinLocked(name, key string, p Profile, c *client) {
+	m := &member{name: name, key: key, prof: p, prev: h.last}
+	if c != nil {
+		m.setLocal(c)
+	}
 	if h.last != nil {
 		h.last.next = m
 	} else {
@@ -496,8 +631,8 @@ func (h *Hub) applyJoinLocked(name, key string, c *client) {
 	}
 	h.last = m
 	h.members[key] = m
-	if h.usersJSON != nil {
-		h.usersJSON = appendUsersTail(h.usersJSON, name)
+	if h.users.known() {
+		h.users.add(name, p)
 	}
 	h.announceJoinLocked(m, c)
 	h.log.Debug("chat: join", "user", name, "local", c != nil)
@@ -508,29 +643,32 @@ func (h *Hub) applyJoinLocked(name, key string, c *client) {
 // and the history right after its own join event, or owe them (see
 // outbox.join).
 func (h *Hub) announceJoinLocked(m *member, c *client) {
-	h.enc = appendNameEvent(h.enc[:0], typeJoin, m.name)
-	var hist []byte
+	h.enc = appendJoinEvent(h.enc[:0], m.name, m.prof)
+	var (
+		hist []byte
+		snap usersSnap // unknown, for a member of another hub
+	)
 	if c != nil {
 		c.member = m
-		if h.usersJSON == nil {
-			h.usersJSON = appendUsers(nil, h.usersLocked())
-		}
+		snap = h.usersSnapLocked()
 		hist = h.joinHistoryLocked(c, m)
+	} else if h.users.known() {
+		snap = h.users.fixed()
 	}
-	h.out.join(h.enc, c, usersBody(h.usersJSON), hist)
+	h.out.join(h.enc, c, snap, hist)
 	if c != nil {
 		close(c.joined)
 	}
 }
 
-// usersBody is the payload of the encoded users snapshot b without
-// usersEnd, capped so that appending to it cannot change b (nil if b is).
-func usersBody(b []byte) []byte {
-	if b == nil {
-		return nil
+// usersSnapLocked returns the users snapshot, fixed, encoding it if the
+// cache is stale. Joins extend the cache; other changes of the members
+// make it stale.
+func (h *Hub) usersSnapLocked() usersSnap {
+	if !h.users.known() {
+		h.users = newUsersSnap(h.first)
 	}
-	n := len(b) - len(usersEnd)
-	return b[:n:n]
+	return h.users.fixed()
 }
 
 // applyLeaveLocked removes the member with key, if any, and announces it.
@@ -550,10 +688,10 @@ func (h *Hub) applyLeaveLocked(key string) {
 		h.last = m.prev
 	}
 	delete(h.members, key)
-	h.usersJSON = nil
+	h.users = usersSnap{}
 	h.enc = appendNameEvent(h.enc[:0], typeLeave, m.name)
-	h.out.leave(h.enc, m.c)
-	h.log.Debug("chat: leave", "user", m.name, "local", m.c != nil)
+	h.out.leave(h.enc, m.conns)
+	h.log.Debug("chat: leave", "user", m.name, "local", m.local)
 }
 
 // applyMessageLocked encodes m once and queues the same frame on every
@@ -568,20 +706,19 @@ func (h *Hub) applyMessageLocked(m *Message) {
 		id, _ = strconv.ParseUint(m.ID, 10, 64)
 	}
 	if m.To != "" {
-		var to [2]*client
-		n := 0
+		// To every connection of the sender and of the recipient.
+		var buf [2]*client
+		to := buf[:0]
 		fk, tk := nameKey(m.Username), nameKey(m.To)
 		from, rcpt := h.members[fk], h.members[tk]
-		if from != nil && from.c != nil {
-			to[n] = from.c
-			n++
+		if from != nil {
+			to = append(to, from.conns...)
 		}
-		if rcpt != nil && rcpt.c != nil && rcpt != from {
-			to[n] = rcpt.c
-			n++
+		if rcpt != nil && rcpt != from {
+			to = append(to, rcpt.conns...)
 		}
-		if n > 0 {
-			h.out.send(obj, to[:n]...)
+		if len(to) > 0 {
+			h.out.send(obj, to...)
 		}
 		h.mem.add(entry{id: id, msg: *m, json: obj, from: fk, to: tk})
 		h.storeLocked(m, from)
@@ -603,9 +740,8 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		next := m.next
 		if !keep[m.key] {
 			h.applyLeaveLocked(m.key)
-			if m.c != nil { // our member lost its name: let it reconnect
-				h.out.close(m.c, closeTryAgain, errTextUnavailable)
-			}
+			// Our member lost its name: let it reconnect.
+			h.closeConnsLocked(m, closeTryAgain, errTextUnavailable)
 		}
 		m = next
 	}
@@ -619,8 +755,11 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		key := nameKey(name)
 		m := h.members[key]
 		if m == nil {
-			m = &member{name: name, key: key, c: h.pending[key]}
-			delete(h.pending, key)
+			m = &member{name: name, key: key, prof: s.Profiles[name]}
+			if cl := h.pending[key]; cl != nil {
+				m.setLocal(cl.c)
+				delete(h.pending, key)
+			}
 			h.members[key] = m
 			added = append(added, m)
 		}
@@ -632,10 +771,14 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 		}
 		h.last = m
 	}
-	h.usersJSON = nil
+	h.users = usersSnap{}
 	h.out.reorder()
 	for _, m := range added {
-		h.announceJoinLocked(m, m.c)
+		var c *client
+		if len(m.conns) > 0 {
+			c = m.conns[0]
+		}
+		h.announceJoinLocked(m, c)
 	}
 	h.setRestrictionsLocked(s.Restrictions)
 }

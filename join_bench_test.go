@@ -53,7 +53,7 @@ func benchJoin(b *testing.B, n int) {
 			c.nc = &countConn{}
 			clients[i] = c
 			h.mu.Lock()
-			h.applyJoinLocked(name, nameKey(name), c)
+			h.applyJoinLocked(name, nameKey(name), Profile{}, c)
 			h.mu.Unlock()
 		}
 		waitWritten(b, h, clients)

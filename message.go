@@ -96,6 +96,9 @@ var (
 	// ErrMuted means a member is muted (see [Hub.Mute]): its messages are
 	// not published.
 	ErrMuted = errors.New("chat: muted")
+	// ErrInvalidIdentity means an [Identity] broke one of its rules or
+	// size caps, other than those of its name (see [ValidateIdentity]).
+	ErrInvalidIdentity = errors.New("chat: invalid identity")
 )
 
 // clientFrame is the decoded form of every frame a client may send.
@@ -292,16 +295,18 @@ const maxEchoRunes = 32
 // sent (a name, a type): cut to its first maxEchoRunes characters and "…",
 // so that no error frame echoes more than a short prefix of the input.
 // Every such value goes through quote.
-func quote(s string) string {
+func quote(s string) string { return strconv.Quote(clip(s)) }
+
+// clip cuts s to its first maxEchoRunes characters and "…".
+func clip(s string) string {
 	n := 0
 	for i := range s {
 		if n == maxEchoRunes {
-			s = s[:i] + "…"
-			break
+			return s[:i] + "…"
 		}
 		n++
 	}
-	return strconv.Quote(s)
+	return s
 }
 
 // truncate cuts s to at most n bytes, at a rune boundary, and marks the cut
@@ -360,7 +365,7 @@ func appendMessageJSON(b []byte, m *Message) []byte {
 	return append(b, '}')
 }
 
-// appendNameEvent appends {"type":typ,"username":name} (join and leave).
+// appendNameEvent appends {"type":typ,"username":name} (a leave).
 func appendNameEvent(b []byte, typ, name string) []byte {
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
@@ -369,29 +374,105 @@ func appendNameEvent(b []byte, typ, name string) []byte {
 	return append(b, '}')
 }
 
-// appendUsers appends the users snapshot.
-func appendUsers(b []byte, names []string) []byte {
-	b = append(b, `{"type":"users","users":[`...)
-	for i, n := range names {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, n)
-	}
-	return append(b, usersEnd...)
+// appendJoinEvent appends a join event: {"type":"join","username":name}
+// with the fields of p that are set.
+func appendJoinEvent(b []byte, name string, p Profile) []byte {
+	b = appendNameEvent(b, typeJoin, name)
+	return appendProfileFields(b[:len(b)-1], ',', p)
 }
 
-// usersEnd closes an encoded users snapshot.
-var usersEnd = []byte("]}")
-
-// appendUsersTail extends an encoded users snapshot by one name.
-func appendUsersTail(b []byte, name string) []byte {
-	b = b[:len(b)-len(usersEnd)]
-	if b[len(b)-1] != '[' {
-		b = append(b, ',')
+// appendProfileFields appends the fields of p that are set, "display"
+// and "avatar", the first after sep, then '}'.
+func appendProfileFields(b []byte, sep byte, p Profile) []byte {
+	if p.Display != "" {
+		b = append(b, sep)
+		b = append(b, `"display":`...)
+		b = appendJSONString(b, p.Display)
+		sep = ','
 	}
-	b = appendJSONString(b, name)
-	return append(b, usersEnd...)
+	if p.Avatar != "" {
+		b = append(b, sep)
+		b = append(b, `"avatar":`...)
+		b = appendJSONString(b, p.Avatar)
+	}
+	return append(b, '}')
+}
+
+// A usersSnap is the users snapshot, encoded in two parts that joins only
+// extend:
+//
+//	{"type":"users","users":["alice","bob"],"profiles":{"bob":{"display":"Bob"}}}
+//	<-------------- list ------------------>             <------- profs ------->
+//
+// list has the names in join order, without the closing bracket; profs
+// the profiles of the members that have one, by name, without the braces
+// around them: empty if none has, and then the frame has no "profiles".
+// Appending to a usersSnap never changes the bytes of an earlier one (see
+// fixed), so a snapshot queued for a joiner stays valid while the next
+// joins extend the cache. The zero usersSnap is unknown (see known).
+type usersSnap struct {
+	list, profs []byte
+}
+
+// Pieces of the users snapshot around its two parts.
+const (
+	usersStart = `{"type":"users","users":[`
+	usersEnd   = "]}"             // after list without profiles
+	profsStart = `],"profiles":{` // after list with profiles
+	profsEnd   = "}}"             // after profs
+)
+
+// newUsersSnap encodes the users snapshot of the members from first on.
+func newUsersSnap(first *member) usersSnap {
+	s := usersSnap{list: append([]byte(nil), usersStart...)}
+	for m := first; m != nil; m = m.next {
+		s.add(m.name, m.prof)
+	}
+	return s
+}
+
+// known reports whether s holds a snapshot.
+func (s usersSnap) known() bool { return s.list != nil }
+
+// add extends s by a member named name with profile p.
+func (s *usersSnap) add(name string, p Profile) {
+	if len(s.list) > len(usersStart) {
+		s.list = append(s.list, ',')
+	}
+	s.list = appendJSONString(s.list, name)
+	if p == (Profile{}) {
+		return
+	}
+	if len(s.profs) > 0 {
+		s.profs = append(s.profs, ',')
+	}
+	s.profs = appendJSONString(s.profs, name)
+	s.profs = append(s.profs, ':')
+	s.profs = appendProfileFields(s.profs, '{', p)
+}
+
+// fixed returns s capped, so that appending to s later cannot change it.
+func (s usersSnap) fixed() usersSnap {
+	return usersSnap{list: s.list[:len(s.list):len(s.list)], profs: s.profs[:len(s.profs):len(s.profs)]}
+}
+
+// size is the length of the snapshot's payload.
+func (s usersSnap) size() int {
+	if len(s.profs) == 0 {
+		return len(s.list) + len(usersEnd)
+	}
+	return len(s.list) + len(profsStart) + len(s.profs) + len(profsEnd)
+}
+
+// appendTo appends the snapshot's payload to b.
+func (s usersSnap) appendTo(b []byte) []byte {
+	b = append(b, s.list...)
+	if len(s.profs) == 0 {
+		return append(b, usersEnd...)
+	}
+	b = append(b, profsStart...)
+	b = append(b, s.profs...)
+	return append(b, profsEnd...)
 }
 
 // The "resume" field of a history frame.

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -340,6 +341,84 @@ func TestQuote(t *testing.T) {
 	} {
 		if got := quote(in); got != want {
 			t.Errorf("quote(%.40q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestUsersSnap: the users snapshot and join events carry the members'
+// profiles, escaped as encoding/json would; a fixed snapshot does not
+// change when later joins extend the cache; and the welcome's parts make
+// the same frames as framing the whole payloads would.
+func TestUsersSnap(t *testing.T) {
+	type wire struct {
+		Type     string             `json:"type"`
+		Users    []string           `json:"users"`
+		Profiles map[string]Profile `json:"profiles"`
+	}
+	members := []struct {
+		name string
+		p    Profile
+	}{
+		{"alice", Profile{}},
+		{`b"<o>b`, Profile{Display: "Bob </script> & \u2028", Avatar: `https://x.example/b?q="<&>"`}},
+		{"carol", Profile{Avatar: "http://x.example/c.png"}},
+		{"dave", Profile{Display: "Dave"}},
+	}
+	s := usersSnap{list: []byte(usersStart)}
+	var fixed []usersSnap
+	var wants []string
+	for i, m := range members {
+		fixed = append(fixed, s.fixed())
+		wants = append(wants, string(s.appendTo(nil)))
+		s.add(m.name, m.p)
+
+		var got wire
+		if err := json.Unmarshal(s.appendTo(nil), &got); err != nil {
+			t.Fatalf("after %d members: %s: %v", i+1, s.appendTo(nil), err)
+		}
+		want := wire{Type: "users"}
+		for _, m := range members[:i+1] {
+			want.Users = append(want.Users, m.name)
+			if m.p != (Profile{}) {
+				if want.Profiles == nil {
+					want.Profiles = map[string]Profile{}
+				}
+				want.Profiles[m.name] = m.p
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("after %d members (-want +got):\n%s", i+1, diff)
+		}
+		if len(s.appendTo(nil)) != s.size() {
+			t.Errorf("size %d, encoded %d bytes", s.size(), len(s.appendTo(nil)))
+		}
+		if bytes.ContainsAny(s.appendTo(nil), "<>&\u2028") {
+			t.Errorf("unescaped HTML or line separator in %s", s.appendTo(nil))
+		}
+		ev := appendJoinEvent(nil, m.name, m.p)
+		var je struct {
+			Type, Username, Display, Avatar string
+		}
+		if err := json.Unmarshal(ev, &je); err != nil || je.Type != "join" || je.Username != m.name ||
+			je.Display != m.p.Display || je.Avatar != m.p.Avatar {
+			t.Errorf("join event %s: %+v, %v", ev, je, err)
+		}
+	}
+	for i, f := range fixed {
+		if got := string(f.appendTo(nil)); got != wants[i] {
+			t.Errorf("fixed snapshot %d changed: %s, was %s", i, got, wants[i])
+		}
+	}
+	for _, snap := range []usersSnap{fixed[1], s.fixed()} { // without and with profiles
+		for _, hist := range [][]byte{nil, []byte(`{"type":"history","messages":[]}`)} {
+			parts, n := welcome(snap, hist)
+			want := textFrame(snap.appendTo(nil))
+			if hist != nil {
+				want = append(want, textFrame(hist)...)
+			}
+			if got := bytes.Join(parts[:n], nil); !bytes.Equal(got, want) {
+				t.Errorf("welcome(%s, %s) = %q, want %q", snap.appendTo(nil), hist, got, want)
+			}
 		}
 	}
 }

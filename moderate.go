@@ -250,11 +250,13 @@ func (h *Hub) activeLocked(m map[string]Moderation, key string) (Moderation, boo
 // close, after which the member leaves at once (see outbox.closeLocked).
 func (h *Hub) disconnectLocked(key, text string) {
 	m := h.members[key]
-	if m == nil || m.c == nil {
+	if m == nil || len(m.conns) == 0 {
 		return
 	}
-	m.c.closeWithError(errors.New(text))
-	h.log.Debug("chat: member disconnected by moderation", "user", m.name)
+	for _, c := range m.conns {
+		c.closeWithError(errors.New(text))
+	}
+	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(m.conns))
 }
 
 // bannedErrLocked returns an error wrapping ErrBanned if name (with key)

@@ -33,7 +33,7 @@ func quiet(t *testing.T, what string, c, from *conn, fromName string) {
 func TestKick(t *testing.T) {
 	t.Parallel()
 	var left atomic.Int32
-	s := startServer(t, chat.Options{OnLeave: func(string) { left.Add(1) }})
+	s := startServer(t, chat.Options{OnLeave: func(*chat.Hub, chat.Identity) { left.Add(1) }})
 	alice := s.joinAs(t, "alice")
 	bob := s.joinAs(t, "bob")
 	alice.next()
@@ -193,7 +193,7 @@ func TestBanLapses(t *testing.T) {
 func TestMute(t *testing.T) {
 	t.Parallel()
 	var seen atomic.Int32
-	s := startServer(t, chat.Options{RateLimit: -1, OnMessage: func(*chat.Message) error {
+	s := startServer(t, chat.Options{RateLimit: -1, OnMessage: func(*chat.Hub, chat.Identity, *chat.Message) error {
 		seen.Add(1)
 		return nil
 	}})

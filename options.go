@@ -113,25 +113,49 @@ type Options struct {
 
 	// Authenticate, if set, is called with each upgrade request before the
 	// upgrade. A non-nil error refuses the request with 401 and the error's
-	// text. Otherwise the returned username is the connection's name; it
-	// overrides ?username= and the join frame, and is still validated.
-	Authenticate func(r *http.Request) (username string, err error)
+	// text. Otherwise the returned [Identity] is the connection's: its
+	// Name overrides ?username= and the join frame, and is still validated
+	// as any name is (an invalid one gets an error frame and 1008); the
+	// rest must keep within the caps and rules of Identity, or the request
+	// is refused with 401 and a line logged at Warn, never cut to fit. The
+	// identity's Display and Avatar are public: they travel with the
+	// member's join event and the users snapshot.
+	//
+	// With Authenticate, which vouches for the name, a member may have
+	// several connections (tabs, devices): a connection whose name is
+	// that of a member connected to this hub becomes one more connection
+	// of the member. The room sees one member: its join is announced once,
+	// when its first connection joins, and its leave when its last
+	// connection closes; every message to the room or to the member
+	// reaches all of its connections, and a private message it sends is
+	// echoed to all of them. A further connection receives its own join
+	// event (to it alone), the users snapshot and the history, as a
+	// joiner does. Each connection has its own rate limit. With a Broker,
+	// a member's connections must reach the same hub: one through another
+	// hub of the room is refused as taken. Without Authenticate, a
+	// connection asking for a member's name is refused as taken.
+	Authenticate func(r *http.Request) (Identity, error)
 
-	// OnJoin, if set, is called after a user has joined and the join has
-	// been announced. It runs on the joining connection's goroutine, outside
-	// the hub's lock, so it may call Hub methods.
-	OnJoin func(username string)
+	// OnJoin, if set, is called once a member has joined and the join has
+	// been announced, with the hub and the member's identity: once per
+	// member, not per connection (see Authenticate). It runs on the
+	// joining connection's goroutine, outside the hub's lock, so it may
+	// call Hub methods.
+	OnJoin func(h *Hub, id Identity)
 
-	// OnLeave, if set, is called after a member has left and the leave has
-	// been announced, with the same guarantees as OnJoin.
-	OnLeave func(username string)
+	// OnLeave, if set, is called once a member has left (its last
+	// connection has closed) and the leave has been announced, with the
+	// identity it joined with and the same guarantees as OnJoin.
+	OnLeave func(h *Hub, id Identity)
 
 	// OnMessage, if set, is called for each valid message a client sends,
-	// before it is published. It may rewrite m.Body (the result is validated
-	// again). A non-nil error rejects the message: the sender gets an error
-	// frame with the error's text and nothing is published. It runs on the
-	// sender's goroutine, outside the hub's lock. ID and Time are not set yet.
-	OnMessage func(m *Message) error
+	// before it is published, with the identity of the connection that
+	// sent it. It may rewrite m.Body (the result is validated again). A
+	// non-nil error rejects the message: the sender gets an error frame
+	// with the error's text and nothing is published. It runs on the
+	// sender's goroutine, outside the hub's lock. ID and Time are not set
+	// yet.
+	OnMessage func(h *Hub, id Identity, m *Message) error
 
 	// SystemName is the username on messages posted with [Hub.Post]. Clients
 	// cannot join under it. Zero means "system".

@@ -98,11 +98,11 @@ type privFrame struct {
 // and they are not written to the connection. Until fixed, the snapshot is
 // valid at the log's end, as outbox.snap is.
 type owedSnap struct {
-	from  uint64 // log offset after the member's own join event
-	fixed bool   // pinned to at, with body
-	at    uint64 // fixed: the log offset at which body is valid
-	body  []byte // fixed: the snapshot's payload without usersEnd
-	hist  []byte // the history's payload, or nil
+	from  uint64    // log offset after the member's own join event
+	fixed bool      // pinned to at, with body
+	at    uint64    // fixed: the log offset at which body is valid
+	body  usersSnap // fixed: the snapshot
+	hist  []byte    // the history's payload, or nil
 }
 
 // A writeSide is a connection's write side: its place in the outbox. The
@@ -144,7 +144,7 @@ type outbox struct {
 	urgent     uint64     // log offset after the last message: not to wait
 	lag        uint64     // lag units appended so far: msgWeight per message, 1 per join or leave
 	pace       pacer      // when presence is written
-	snap       []byte     // the users snapshot's payload without usersEnd, valid at end; nil if unknown
+	snap       usersSnap  // the users snapshot valid at end, fixed; zero if unknown
 	owing      []*client  // members that may owe a snapshot not yet fixed
 	idle       []*client
 	ready      fifo // write now
@@ -166,17 +166,17 @@ func (o *outbox) init(h *Hub) {
 }
 
 // join appends the join event payload to the log and records snap, the
-// users snapshot's payload without usersEnd, which includes the joiner.
-// When the joiner is connected here (c != nil), c receives the log from
-// its own join event on, then the snapshot and hist (the history's
-// payload; nil: none); or, during a storm of joins into a large room
-// (pacer.owe), c is owed them: they go out when its presence would, and
-// the snapshot is then that of the moment (see owedSnap).
-func (o *outbox) join(payload []byte, c *client, snap, hist []byte) {
+// users snapshot (fixed), which includes the joiner. When the joiner is
+// connected here (c != nil), c receives the log from its own join event
+// on, then the snapshot and hist (the history's payload; nil: none); or,
+// during a storm of joins into a large room (pacer.owe), c is owed them:
+// they go out when its presence would, and the snapshot is then that of
+// the moment (see owedSnap).
+func (o *outbox) join(payload []byte, c *client, snap usersSnap, hist []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := time.Now()
-	owe := c != nil && o.pace.owe(now, o.subs, len(snap)+len(usersEnd))
+	owe := c != nil && o.pace.owe(now, o.subs, snap.size())
 	off, lag := o.end, o.lag
 	o.broadcastLocked(payload, true)
 	o.setSnapLocked(snap)
@@ -196,14 +196,28 @@ func (o *outbox) join(payload []byte, c *client, snap, hist []byte) {
 	o.sendLocked(c, parts[:n]...)
 }
 
-// leave appends the leave event payload to the log. The users snapshot is
-// no longer known (those owed are pinned before the leave), and c, if the
-// member was connected here, is sent no more of the log.
-func (o *outbox) leave(payload []byte, c *client) {
+// attach makes c, a further connection of a member who has joined
+// already, receive the log from its end on, after payload (the member's
+// join event, for c alone), snap (the users snapshot, fixed) and hist (the
+// history's payload; nil: none). Nothing is appended to the log: the room
+// sees no join.
+func (o *outbox) attach(payload []byte, c *client, snap usersSnap, hist []byte) {
+	frame := textFrame(payload)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.setSnapLocked(nil)
-	if c != nil {
+	o.subscribeLocked(c, o.end, o.lag)
+	parts, n := welcome(snap, hist)
+	o.sendLocked(c, append([][]byte{frame}, parts[:n]...)...)
+}
+
+// leave appends the leave event payload to the log. The users snapshot is
+// no longer known (those owed are pinned before the leave), and conns, the
+// member's connections here, are sent no more of the log.
+func (o *outbox) leave(payload []byte, conns []*client) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.setSnapLocked(usersSnap{})
+	for _, c := range conns {
 		o.unsubscribeLocked(c)
 	}
 	o.broadcastLocked(payload, true)
@@ -222,7 +236,7 @@ func (o *outbox) message(payload []byte) {
 func (o *outbox) reorder() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.setSnapLocked(nil)
+	o.setSnapLocked(usersSnap{})
 }
 
 // unsubscribe stops sending c the log.
@@ -272,8 +286,8 @@ func (o *outbox) greet(c *client, resp []byte, hold bool) {
 	defer o.mu.Unlock()
 	if c.w.priv == nil {
 		// Room for the welcome after it too: the snapshot and the
-		// history in four parts (see welcome).
-		c.w.priv = make([]privFrame, 0, 5)
+		// history in up to six parts (see welcome).
+		c.w.priv = make([]privFrame, 0, 7)
 	}
 	c.w.priv = append(c.w.priv, privFrame{at: o.end, b: resp})
 	if !hold {
@@ -410,13 +424,13 @@ func (o *outbox) sendLocked(c *client, parts ...[]byte) {
 	o.scheduleLocked(c)
 }
 
-// setSnapLocked records body, the users snapshot's payload without
-// usersEnd, as the snapshot at the log's end (nil: not known, after a
-// change that is not a join, about to be appended). Bytes of body never
-// change. A change of the members that body does not describe fixes every
-// owed snapshot first.
-func (o *outbox) setSnapLocked(body []byte) {
-	if body == nil {
+// setSnapLocked records body, the users snapshot (fixed), as the
+// snapshot at the log's end (zero: not known, after a change that is not
+// a join, about to be appended). Bytes of body never change. A change of
+// the members that body does not describe fixes every owed snapshot
+// first.
+func (o *outbox) setSnapLocked(body usersSnap) {
+	if !body.known() {
 		o.fixOwedLocked()
 	}
 	o.snap = body
@@ -992,20 +1006,30 @@ func controlFrame(op byte, payload []byte) []byte {
 var pingFrame = controlFrame(opPing, nil)
 
 // welcome returns the parts of a joiner's welcome: the users snapshot
-// frame around body (its payload without usersEnd) and, unless hist is
-// nil, the history frame around hist. The payloads are not copied; the
-// frame headers and usersEnd share one small buffer.
-func welcome(body, hist []byte) (parts [4][]byte, n int) {
-	b := make([]byte, 0, 2*maxFrameHeader+len(usersEnd))
-	b = appendFrameHeader(b, opText, len(body)+len(usersEnd))
-	parts[0], parts[1] = b, body
+// frame around snap and, unless hist is nil, the history frame around
+// hist. The payloads are not copied; the frame headers and the pieces
+// between snap's parts share one small buffer.
+func welcome(snap usersSnap, hist []byte) (parts [6][]byte, n int) {
+	b := make([]byte, 0, 2*maxFrameHeader+len(profsStart)+len(profsEnd))
+	b = appendFrameHeader(b, opText, snap.size())
+	parts[0], parts[1], n = b, snap.list, 2
 	i := len(b)
-	b = append(b, usersEnd...)
-	if hist == nil {
-		parts[2] = b[i:]
-		return parts, 3
+	if len(snap.profs) == 0 {
+		b = append(b, usersEnd...)
+	} else {
+		b = append(b, profsStart...)
+		parts[2], parts[3], n = b[i:], snap.profs, 4
+		i = len(b)
+		b = append(b, profsEnd...)
 	}
-	b = appendFrameHeader(b, opText, len(hist))
-	parts[2], parts[3] = b[i:], hist
-	return parts, 4
+	if hist != nil {
+		b = appendFrameHeader(b, opText, len(hist))
+	}
+	parts[n] = b[i:]
+	n++
+	if hist != nil {
+		parts[n] = hist
+		n++
+	}
+	return parts, n
 }

@@ -139,7 +139,7 @@ func TestOutboxStreams(t *testing.T) {
 		clients[i].nc = conns[i]
 		name := "u" + strconv.Itoa(i)
 		h.mu.Lock()
-		h.applyJoinLocked(name, nameKey(name), clients[i])
+		h.applyJoinLocked(name, nameKey(name), Profile{}, clients[i])
 		want = append(want, "join:"+name)
 		if i%20 == 19 {
 			body := "after " + name
@@ -205,7 +205,7 @@ func TestOutboxOwedSnapshot(t *testing.T) {
 		clients[i].nc = conns[i]
 		name := fmt.Sprintf("%s-%03d", pad, i)
 		h.mu.Lock()
-		h.applyJoinLocked(name, nameKey(name), clients[i])
+		h.applyJoinLocked(name, nameKey(name), Profile{}, clients[i])
 		joinAt[i] = len(room)
 		room = append(room, "join:"+name)
 		histAt[i] = slices.Clone(bodies[max(0, len(bodies)-2):])
@@ -222,7 +222,7 @@ func TestOutboxOwedSnapshot(t *testing.T) {
 			bodies = append(bodies, body)
 		case i%10 == 3:
 			r := fmt.Sprintf("%s-r%03d", pad, i)
-			h.applyJoinLocked(r, nameKey(r), nil)
+			h.applyJoinLocked(r, nameKey(r), Profile{}, nil)
 			room = append(room, "join:"+r)
 			remotes = append(remotes, r)
 		case i%10 == 7 && len(remotes) > 0:
@@ -336,7 +336,7 @@ func TestOutboxSnapshotAtOnce(t *testing.T) {
 	h.mu.Lock()
 	for i := range 200 { // members of another process: a snapshot of 6 KiB
 		r := fmt.Sprintf("%s-r%03d", pad, i)
-		h.applyJoinLocked(r, nameKey(r), nil)
+		h.applyJoinLocked(r, nameKey(r), Profile{}, nil)
 	}
 	h.out.mu.Lock()
 	h.out.pace.last = time.Now().Add(-time.Hour) // the storm is long over
@@ -344,8 +344,8 @@ func TestOutboxSnapshotAtOnce(t *testing.T) {
 	ca, cb := newClient(h, nil, nil), newClient(h, nil, nil)
 	a, b := &recConn{}, &recConn{}
 	ca.nc, cb.nc = a, b
-	h.applyJoinLocked("a", "a", ca)
-	h.applyJoinLocked("b", "b", cb)
+	h.applyJoinLocked("a", "a", Profile{}, ca)
+	h.applyJoinLocked("b", "b", Profile{}, cb)
 	h.mu.Unlock()
 	waitWritten(t, h, []*client{ca, cb})
 	if diff := cmp.Diff([]string{"join:a", "users:201", "join:b"}, a.events(t)); diff != "" {
@@ -366,8 +366,8 @@ func TestOutboxEvictsLagging(t *testing.T) {
 	cf, cl := newClient(h, nil, nil), newClient(h, nil, nil)
 	cf.nc, cl.nc = fast, lag
 	h.mu.Lock()
-	h.applyJoinLocked("fast", "fast", cf)
-	h.applyJoinLocked("lag", "lag", cl)
+	h.applyJoinLocked("fast", "fast", Profile{}, cf)
+	h.applyJoinLocked("lag", "lag", Profile{}, cl)
 	h.mu.Unlock()
 	waitWritten(t, h, []*client{cf, cl})
 
@@ -421,7 +421,7 @@ func TestOutboxPresenceLag(t *testing.T) {
 	cl := newClient(h, nil, nil)
 	cl.nc = lag
 	h.mu.Lock()
-	h.applyJoinLocked("lag", "lag", cl)
+	h.applyJoinLocked("lag", "lag", Profile{}, cl)
 	h.mu.Unlock()
 	waitWritten(t, h, []*client{cl})
 
@@ -435,7 +435,7 @@ func TestOutboxPresenceLag(t *testing.T) {
 	h.mu.Lock()
 	for i := range joins {
 		name := "u" + strconv.Itoa(i)
-		h.applyJoinLocked(name, name, nil) // a member of another process
+		h.applyJoinLocked(name, name, Profile{}, nil) // a member of another process
 		want = append(want, "join:"+name)
 	}
 	h.mu.Unlock()
@@ -474,7 +474,7 @@ func TestOutboxSlowResumes(t *testing.T) {
 	c := newClient(h, nil, nil)
 	c.nc, c.rc = sc, rawConnOf(sc)
 	h.mu.Lock()
-	h.applyJoinLocked("reader", "reader", c)
+	h.applyJoinLocked("reader", "reader", Profile{}, c)
 	h.mu.Unlock()
 
 	body := strings.Repeat("x", 1000)
@@ -616,7 +616,7 @@ func TestOutboxGreetHeld(t *testing.T) {
 	}
 
 	h.mu.Lock()
-	h.applyJoinLocked("alice", "alice", c)
+	h.applyJoinLocked("alice", "alice", Profile{}, c)
 	h.mu.Unlock()
 	_ = cc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 4096)
