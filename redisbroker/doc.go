@@ -33,10 +33,15 @@
 //     chat.ErrNoSuchUser.
 //   - Usernames are unique across instances under case folding
 //     ([chat.NameKey]): "Sam", "SAM" and "ſam" are one name, and of two
-//     instances claiming it at once exactly one wins.
-//   - A joiner receives every member of every instance, in join order, and
-//     the room's recent public messages (Options.HistorySize are kept in
-//     Redis; each hub hands out its own chat.Options.HistorySize).
+//     instances claiming it at once exactly one wins. A name is held by
+//     one instance: with chat.Options.Authenticate, a member's further
+//     connections (tabs, devices) share it on the instance that holds it,
+//     and one through another instance is refused as taken.
+//   - A joiner receives every member of every instance, in join order, with
+//     their public profiles ([chat.Profile]: display name and avatar, kept
+//     in Redis while the member stays), and the room's recent public
+//     messages (Options.HistorySize are kept in Redis; each hub hands out
+//     its own chat.Options.HistorySize).
 //   - Moderation ([chat.Hub.Kick], Ban, Mute, Send) on any instance acts on
 //     the member wherever it is connected. A ban or mute is a Redis key
 //     that expires when it ends; the script that claims a name refuses a

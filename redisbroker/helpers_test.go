@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -49,8 +50,9 @@ type view struct {
 	changed chan struct{} // closed and replaced on every event
 	syncs   int
 	users   []string
-	msgs    []chat.Message // every message delivered, in order
-	history []chat.Message // of the last sync
+	profs   map[string]chat.Profile // of users, by name
+	msgs    []chat.Message          // every message delivered, in order
+	history []chat.Message          // of the last sync
 	events  []chat.Event
 }
 
@@ -64,15 +66,23 @@ func (v *view) deliver(e chat.Event) {
 	case chat.EventSync:
 		v.syncs++
 		v.users = append([]string(nil), e.Sync.Users...)
+		v.profs = maps.Clone(e.Sync.Profiles)
 		v.history = e.Sync.History
 	case chat.EventJoin: // as a hub, ignoring joins of members it has
 		if !slices.ContainsFunc(v.users, func(u string) bool { return chat.NameKey(u) == chat.NameKey(e.Username) }) {
 			v.users = append(v.users, e.Username)
+			if e.Profile != (chat.Profile{}) {
+				if v.profs == nil {
+					v.profs = make(map[string]chat.Profile)
+				}
+				v.profs[e.Username] = e.Profile
+			}
 		}
 	case chat.EventLeave:
 		for i, u := range v.users {
 			if u == e.Username {
 				v.users = append(v.users[:i:i], v.users[i+1:]...)
+				delete(v.profs, u)
 				break
 			}
 		}

@@ -91,17 +91,24 @@ func (in *instance) kill() {
 
 // frame is any server frame.
 type frame struct {
-	Type     string   `json:"type"`
-	ID       string   `json:"id,omitempty"`
-	Username string   `json:"username,omitempty"`
-	Body     string   `json:"body,omitempty"`
-	To       string   `json:"to,omitempty"`
-	System   bool     `json:"system,omitempty"`
-	TS       int64    `json:"ts,omitempty"`
-	Users    []string `json:"users,omitempty"`
-	Messages []frame  `json:"messages,omitempty"`
-	Resume   *bool    `json:"resume,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Type     string             `json:"type"`
+	ID       string             `json:"id,omitempty"`
+	Username string             `json:"username,omitempty"`
+	Display  string             `json:"display,omitempty"`
+	Body     string             `json:"body,omitempty"`
+	To       string             `json:"to,omitempty"`
+	System   bool               `json:"system,omitempty"`
+	TS       int64              `json:"ts,omitempty"`
+	Users    []string           `json:"users,omitempty"`
+	Profiles map[string]profile `json:"profiles,omitempty"`
+	Messages []frame            `json:"messages,omitempty"`
+	Resume   *bool              `json:"resume,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// profile is a member's profile in a users snapshot.
+type profile struct {
+	Display string `json:"display,omitempty"`
 }
 
 // client is a WebSocket client whose frames arrive on a channel.
@@ -434,4 +441,50 @@ func TestClusterNameLostDuringOutage(t *testing.T) {
 	if diff := cmp.Diff([]string{"bob", "ALICE", "carol"}, users); diff != "" {
 		t.Errorf("users (-want +got):\n%s", diff)
 	}
+}
+
+// TestIdentityAcrossInstances: with Authenticate, display names travel
+// between processes in join events and snapshots; a member's second
+// connection to its process shares the member, and one to another
+// process is refused as taken.
+func TestIdentityAcrossInstances(t *testing.T) {
+	s := startRedis(t)
+	auth := chat.Options{Authenticate: func(r *http.Request) (chat.Identity, error) {
+		name := r.URL.Query().Get("username")
+		return chat.Identity{Name: name, Display: strings.ToUpper(name)}, nil
+	}}
+	in1 := startInstanceWith(t, s, testOptions(t), auth)
+	in2 := startInstanceWith(t, s, testOptions(t), auth)
+	alice1, _, _ := join(t, in1, "alice")
+	bob := dial(t, in2, "bob")
+	bob.expect(
+		frame{Type: "join", Username: "bob", Display: "BOB"},
+		frame{Type: "users", Users: []string{"alice", "bob"},
+			Profiles: map[string]profile{"alice": {"ALICE"}, "bob": {"BOB"}}},
+		frame{Type: "history", Messages: []frame{}},
+	)
+	alice1.expect(frame{Type: "join", Username: "bob", Display: "BOB"})
+
+	alice2 := dial(t, in1, "alice")
+	alice2.expect(
+		frame{Type: "join", Username: "alice", Display: "ALICE"},
+		frame{Type: "users", Users: []string{"alice", "bob"},
+			Profiles: map[string]profile{"alice": {"ALICE"}, "bob": {"BOB"}}},
+		frame{Type: "history", Messages: []frame{}},
+	)
+	other := dial(t, in2, "alice")
+	other.expect(frame{Type: "error", Error: `username "alice" is taken`})
+
+	bob.say("psst", "alice")
+	want := frame{Type: "message", Username: "bob", Body: "psst", To: "alice"}
+	alice1.expect(want)
+	alice2.expect(want)
+	bob.expect(want)
+
+	alice1.ws.Close()
+	bob.say("still there?", "")
+	bob.expect(frame{Type: "message", Username: "bob", Body: "still there?"})
+	alice2.expect(frame{Type: "message", Username: "bob", Body: "still there?"})
+	alice2.ws.Close()
+	bob.expect(frame{Type: "leave", Username: "alice"})
 }

@@ -63,6 +63,7 @@ type link struct {
 
 type member struct {
 	name string
+	prof string // public profile as JSON, or ""
 	n    uint64 // join order on this link
 }
 
@@ -93,14 +94,15 @@ func (l *link) start() {
 }
 
 // Join implements [chat.Link].
-func (l *link) Join(ctx context.Context, username string) error {
+func (l *link) Join(ctx context.Context, username string, p chat.Profile) error {
 	l.claims.RLock()
 	defer l.claims.RUnlock()
 	if err := l.usable(); err != nil {
 		return err
 	}
 	key := chat.NameKey(username)
-	ok, err := joinScript.Run(ctx, l.b.rdb, l.keys, l.base, l.channel, l.inst, l.ttl(), key, username).Int()
+	prof := encodeProfile(p)
+	ok, err := joinScript.Run(ctx, l.b.rdb, l.keys, l.base, l.channel, l.inst, l.ttl(), key, username, prof).Int()
 	if err != nil {
 		// The name may or may not be claimed. members does not hold it,
 		// and the sync that keep requests makes Redis agree.
@@ -115,7 +117,7 @@ func (l *link) Join(ctx context.Context, username string) error {
 	}
 	l.mu.Lock()
 	l.joins++
-	l.members[key] = member{name: username, n: l.joins}
+	l.members[key] = member{name: username, prof: prof, n: l.joins}
 	l.mu.Unlock()
 	return nil
 }
@@ -295,7 +297,7 @@ func (l *link) claimAndLoad(ctx context.Context, last int64) (*syncReply, error)
 	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(l.members[a].n, l.members[b].n) })
 	args := []any{l.base, l.channel, l.inst, l.ttl(), l.seen.Load(), last, l.epoch, crand.Text()}
 	for _, k := range keys {
-		args = append(args, k, l.members[k].name)
+		args = append(args, k, l.members[k].name, l.members[k].prof)
 	}
 	l.mu.Unlock()
 
@@ -552,11 +554,36 @@ type wireMessage struct {
 	System bool   `json:"sys,omitempty"`
 }
 
+// wireProfile is a member's public profile as published.
+type wireProfile struct {
+	Display string `json:"d,omitempty"`
+	Avatar  string `json:"a,omitempty"`
+}
+
+// encodeProfile returns p as published, or "" if p is empty.
+func encodeProfile(p chat.Profile) string {
+	if p == (chat.Profile{}) {
+		return ""
+	}
+	b, _ := json.Marshal(wireProfile{Display: p.Display, Avatar: p.Avatar}) // strings only: cannot fail
+	return string(b)
+}
+
+// decodeProfile decodes a published profile ("" or malformed: none).
+func decodeProfile(s string) chat.Profile {
+	var w wireProfile
+	if s != "" {
+		_ = json.Unmarshal([]byte(s), &w)
+	}
+	return chat.Profile{Display: w.Display, Avatar: w.Avatar}
+}
+
 // wireEvent is an event as published; see scripts.go.
 type wireEvent struct {
 	Seq    int64       `json:"s"`
 	Kind   string      `json:"k"`
 	User   string      `json:"u"`
+	Prof   wireProfile `json:"p"` // of a join
 	Time   int64       `json:"t"`
 	Msg    wireMessage `json:"m"`
 	Action string      `json:"a"` // of a moderation
@@ -581,7 +608,8 @@ func decodeEvent(payload string) (wireEvent, error) {
 func (w *wireEvent) event() chat.Event {
 	switch w.Kind {
 	case "j":
-		return chat.Event{Kind: chat.EventJoin, Username: w.User}
+		return chat.Event{Kind: chat.EventJoin, Username: w.User,
+			Profile: chat.Profile{Display: w.Prof.Display, Avatar: w.Prof.Avatar}}
 	case "l":
 		return chat.Event{Kind: chat.EventLeave, Username: w.User}
 	case "m":
@@ -638,10 +666,19 @@ func decodeSyncReply(res []any) (*syncReply, error) {
 		}
 		return r, nil
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return nil, fmt.Errorf("unexpected reply %v", res)
 	}
 	r.snap = &chat.Snapshot{Users: strs(res[4]), History: []chat.Message{}}
+	for i, p := range strs(res[7]) {
+		if p == "" || i >= len(r.snap.Users) {
+			continue
+		}
+		if r.snap.Profiles == nil {
+			r.snap.Profiles = make(map[string]chat.Profile)
+		}
+		r.snap.Profiles[r.snap.Users[i]] = decodeProfile(p)
+	}
 	for _, p := range strs(res[5]) {
 		w, err := decodeEvent(p)
 		if err != nil || w.Kind != "m" {

@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -88,14 +89,14 @@ func TestNamesUniqueAcrossLinks(t *testing.T) {
 	b, _ := open(t, newBroker(t, s, testOptions(t)), "room")
 	c, _ := open(t, newBroker(t, s, testOptions(t)), "room")
 
-	if err := a.Join(ctxT(t), "Sam"); err != nil {
+	if err := a.Join(ctxT(t), "Sam", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		l    chat.Link
 		name string
 	}{{b, "SAM"}, {c, "ſam"}, {a, "sam"}} {
-		if err := tc.l.Join(ctxT(t), tc.name); !errors.Is(err, chat.ErrNameTaken) {
+		if err := tc.l.Join(ctxT(t), tc.name, chat.Profile{}); !errors.Is(err, chat.ErrNameTaken) {
 			t.Errorf("Join(%q) = %v, want ErrNameTaken", tc.name, err)
 		}
 	}
@@ -103,13 +104,13 @@ func TestNamesUniqueAcrossLinks(t *testing.T) {
 	if err := b.Leave(ctxT(t), "sam"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Join(ctxT(t), "ſam"); !errors.Is(err, chat.ErrNameTaken) {
+	if err := c.Join(ctxT(t), "ſam", chat.Profile{}); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("Join after foreign Leave = %v, want ErrNameTaken", err)
 	}
 	if err := a.Leave(ctxT(t), "Sam"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Join(ctxT(t), "ſam"); err != nil {
+	if err := c.Join(ctxT(t), "ſam", chat.Profile{}); err != nil {
 		t.Fatalf("Join after Leave: %v", err)
 	}
 	va.wait(t, "ſam in users", func(v *view) bool { return slices.Equal(v.users, []string{"ſam"}) })
@@ -124,7 +125,7 @@ func TestNamesUniqueAcrossLinks(t *testing.T) {
 		l := []chat.Link{a, b, c}[i%3]
 		name := []string{"bob", "BOB", "Bob"}[i%3]
 		wg.Go(func() {
-			err := l.Join(ctxT(t), name)
+			err := l.Join(ctxT(t), name, chat.Profile{})
 			switch {
 			case err == nil:
 				mu.Lock()
@@ -151,14 +152,14 @@ func TestSnapshotAndHistory(t *testing.T) {
 		l    chat.Link
 		name string
 	}{{a, "alice"}, {b, "bob"}, {a, "carol"}, {b, "dave"}} {
-		if err := j.l.Join(ctxT(t), j.name); err != nil {
+		if err := j.l.Join(ctxT(t), j.name, chat.Profile{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := a.Leave(ctxT(t), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Join(ctxT(t), "alice"); err != nil {
+	if err := a.Join(ctxT(t), "alice", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -198,7 +199,7 @@ func TestSnapshotAndHistory(t *testing.T) {
 	}) {
 		t.Errorf("history not in id order: %v", ids(hist))
 	}
-	if err := c.Join(ctxT(t), "erin"); err != nil {
+	if err := c.Join(ctxT(t), "erin", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	vc.wait(t, "erin", func(v *view) bool { return slices.Contains(v.users, "erin") })
@@ -208,10 +209,10 @@ func TestPrivateMessages(t *testing.T) {
 	s := startRedis(t)
 	a, va := open(t, newBroker(t, s, testOptions(t)), "room")
 	b, vb := open(t, newBroker(t, s, testOptions(t)), "room")
-	if err := a.Join(ctxT(t), "alice"); err != nil {
+	if err := a.Join(ctxT(t), "alice", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Join(ctxT(t), "bob"); err != nil {
+	if err := b.Join(ctxT(t), "bob", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	m := chat.Message{Username: "alice", Body: "psst", To: "bob"}
@@ -235,11 +236,11 @@ func TestCloseReleasesMembers(t *testing.T) {
 	a, _ := open(t, newBroker(t, s, testOptions(t)), "room")
 	b, vb := open(t, newBroker(t, s, testOptions(t)), "room")
 	for _, n := range []string{"x", "y"} {
-		if err := a.Join(ctxT(t), n); err != nil {
+		if err := a.Join(ctxT(t), n, chat.Profile{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Join(ctxT(t), "z"); err != nil {
+	if err := b.Join(ctxT(t), "z", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	vb.wait(t, "three members", func(v *view) bool { return len(v.users) == 3 })
@@ -247,7 +248,7 @@ func TestCloseReleasesMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	vb.wait(t, "x and y gone", func(v *view) bool { return slices.Equal(v.users, []string{"z"}) })
-	if err := a.Join(ctxT(t), "w"); !errors.Is(err, ErrClosed) {
+	if err := a.Join(ctxT(t), "w", chat.Profile{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Join after Close = %v, want ErrClosed", err)
 	}
 }
@@ -258,11 +259,11 @@ func TestDeadInstanceExpires(t *testing.T) {
 	dead, _ := open(t, newBroker(t, s, opts), "room")
 	live, vl := open(t, newBroker(t, s, opts), "room")
 	for _, n := range []string{"ghost1", "ghost2"} {
-		if err := dead.Join(ctxT(t), n); err != nil {
+		if err := dead.Join(ctxT(t), n, chat.Profile{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := live.Join(ctxT(t), "alive"); err != nil {
+	if err := live.Join(ctxT(t), "alive", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	vl.wait(t, "three members", func(v *view) bool { return len(v.users) == 3 })
@@ -274,7 +275,7 @@ func TestDeadInstanceExpires(t *testing.T) {
 		t.Errorf("sweep took %v, want at most %v", d, max)
 	}
 	// The live member survives its own heartbeats, and the names are free.
-	if err := live.Join(ctxT(t), "GHOST1"); err != nil {
+	if err := live.Join(ctxT(t), "GHOST1", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	_, v2 := open(t, newBroker(t, s, opts), "room")
@@ -291,10 +292,10 @@ func TestRedisRestart(t *testing.T) {
 	opts := testOptions(t)
 	a, va := open(t, newBroker(t, s, opts), "room")
 	b, vb := open(t, newBroker(t, s, opts), "room")
-	if err := a.Join(ctxT(t), "alice"); err != nil {
+	if err := a.Join(ctxT(t), "alice", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Join(ctxT(t), "bob"); err != nil {
+	if err := b.Join(ctxT(t), "bob", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -313,7 +314,7 @@ func TestRedisRestart(t *testing.T) {
 	if err := a.Publish(ctxT(t), chat.Message{Username: "alice", Body: "lost"}); err == nil {
 		t.Error("Publish during the outage succeeded")
 	}
-	if err := b.Join(ctxT(t), "carol"); err == nil {
+	if err := b.Join(ctxT(t), "carol", chat.Profile{}); err == nil {
 		t.Error("Join during the outage succeeded")
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -335,7 +336,7 @@ func TestRedisRestart(t *testing.T) {
 		})
 	}
 	// The names are held again, and messages flow with larger ids.
-	if err := b.Join(ctxT(t), "ALICE"); !errors.Is(err, chat.ErrNameTaken) {
+	if err := b.Join(ctxT(t), "ALICE", chat.Profile{}); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("Join(ALICE) after restart = %v, want ErrNameTaken", err)
 	}
 	if err := b.Publish(ctxT(t), chat.Message{Username: "bob", Body: "after"}); err != nil {
@@ -363,7 +364,7 @@ func expire(t testing.TB, s *redisServer, l chat.Link, also string) {
 	pipe.Del(ctx, ln.base+"hb:"+ln.inst)
 	heartbeatScript.Eval(ctx, pipe, ln.keys, ln.base, ln.channel, "sweeper", 60000)
 	if also != "" {
-		joinScript.Eval(ctx, pipe, ln.keys, ln.base, ln.channel, "other", 60000, chat.NameKey(also), also)
+		joinScript.Eval(ctx, pipe, ln.keys, ln.base, ln.channel, "other", 60000, chat.NameKey(also), also, "")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
@@ -374,7 +375,7 @@ func TestSweptWhileAliveReclaims(t *testing.T) {
 	s := startRedis(t)
 	a, va := open(t, newBroker(t, s, testOptions(t)), "room")
 	_, vb := open(t, newBroker(t, s, testOptions(t)), "room")
-	if err := a.Join(ctxT(t), "x"); err != nil {
+	if err := a.Join(ctxT(t), "x", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	vb.wait(t, "x", func(v *view) bool { return slices.Equal(v.users, []string{"x"}) })
@@ -453,7 +454,7 @@ func TestSubscriptionBlip(t *testing.T) {
 	s := startRedis(t)
 	a, va := open(t, newBroker(t, s, testOptions(t)), "room")
 	b, vb := open(t, newBroker(t, s, testOptions(t)), "room")
-	if err := b.Join(ctxT(t), "bob"); err != nil {
+	if err := b.Join(ctxT(t), "bob", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	va.wait(t, "bob", func(v *view) bool { return len(v.users) == 1 })
@@ -485,7 +486,7 @@ func TestSubscriptionBlip(t *testing.T) {
 func TestNameLostDuringOutage(t *testing.T) {
 	s := startRedis(t)
 	a, va := open(t, newBroker(t, s, testOptions(t)), "room")
-	if err := a.Join(ctxT(t), "x"); err != nil {
+	if err := a.Join(ctxT(t), "x", chat.Profile{}); err != nil {
 		t.Fatal(err)
 	}
 	va.wait(t, "x", func(v *view) bool { return len(v.users) == 1 })
@@ -511,7 +512,62 @@ func TestNameLostDuringOutage(t *testing.T) {
 	if err := a.Leave(ctxT(t), "x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Join(ctxT(t), "x"); !errors.Is(err, chat.ErrNameTaken) {
+	if err := a.Join(ctxT(t), "x", chat.Profile{}); !errors.Is(err, chat.ErrNameTaken) {
 		t.Errorf("Join(x) = %v, want ErrNameTaken", err)
+	}
+}
+
+// TestProfiles: a member's public profile travels with its join, is in
+// the state a new link syncs from, survives Redis losing the room (the
+// link re-claims the member with it), and goes with the member.
+func TestProfiles(t *testing.T) {
+	s := startRedis(t)
+	opts := testOptions(t)
+	a, _ := open(t, newBroker(t, s, opts), "room")
+	_, vb := open(t, newBroker(t, s, opts), "room")
+	alice := chat.Profile{Display: `Alice "<A>"`, Avatar: "https://img.example/a.png"}
+	bob := chat.Profile{Display: "Bob"}
+	if err := a.Join(ctxT(t), "alice", alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Join(ctxT(t), "bob", bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Join(ctxT(t), "carol", chat.Profile{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]chat.Profile{"alice": alice, "bob": bob}
+	vb.wait(t, "the joins", func(v *view) bool { return len(v.users) == 3 })
+	profiles := func(v *view) map[string]chat.Profile {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return maps.Clone(v.profs)
+	}
+	if diff := cmp.Diff(want, profiles(vb)); diff != "" {
+		t.Errorf("profiles from the joins (-want +got):\n%s", diff)
+	}
+	_, vc := open(t, newBroker(t, s, opts), "room")
+	if diff := cmp.Diff(want, profiles(vc)); diff != "" {
+		t.Errorf("profiles from the first sync (-want +got):\n%s", diff)
+	}
+
+	// Redis loses everything; the link re-claims its members, profiles
+	// included.
+	s.Stop()
+	s.Start()
+	_, vd := open(t, newBroker(t, s, opts), "room")
+	vd.wait(t, "the members re-claimed", func(v *view) bool { return len(v.users) == 3 })
+	_, ve := open(t, newBroker(t, s, opts), "room")
+	if diff := cmp.Diff(want, profiles(ve)); diff != "" {
+		t.Errorf("profiles after Redis lost the room (-want +got):\n%s", diff)
+	}
+
+	if err := a.Leave(ctxT(t), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	vb.wait(t, "alice's leave", func(v *view) bool { return len(v.users) == 2 })
+	_, vf := open(t, newBroker(t, s, opts), "room")
+	if diff := cmp.Diff(map[string]chat.Profile{"bob": bob}, profiles(vf)); diff != "" {
+		t.Errorf("profiles after alice left (-want +got):\n%s", diff)
 	}
 }

@@ -40,10 +40,10 @@ func TestLinkModerate(t *testing.T) {
 		}
 		return n == 3
 	})
-	if err := l2.Join(ctx, "BOB"); !errors.Is(err, chat.ErrBanned) {
+	if err := l2.Join(ctx, "BOB", chat.Profile{}); !errors.Is(err, chat.ErrBanned) {
 		t.Errorf("join of a banned name: %v, want ErrBanned", err)
 	}
-	if err := l2.Join(ctx, "carol"); err != nil {
+	if err := l2.Join(ctx, "carol", chat.Profile{}); err != nil {
 		t.Fatalf("join of a muted name: %v", err)
 	}
 	if err := l2.Publish(ctx, chat.Message{Username: "carol", Body: "hi"}); !errors.Is(err, chat.ErrMuted) {
@@ -64,7 +64,7 @@ func TestLinkModerate(t *testing.T) {
 	// A link opened later gets the bans and mutes in force in its
 	// snapshot, without the lapsed one.
 	eventually(t, "dave's ban to lapse", func() bool {
-		return l2.Join(ctx, "dave") == nil
+		return l2.Join(ctx, "dave", chat.Profile{}) == nil
 	})
 	_, v3 := open(t, newBroker(t, s, testOptions(t)), "mod")
 	v3.mu.Lock()
@@ -89,7 +89,7 @@ func TestLinkModerate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l2.Join(ctx, "bob"); err != nil {
+	if err := l2.Join(ctx, "bob", chat.Profile{}); err != nil {
 		t.Errorf("join after unban: %v", err)
 	}
 	if err := l2.Publish(ctx, chat.Message{Username: "carol", Body: "hi"}); err != nil {

@@ -15,6 +15,7 @@ import "github.com/redis/go-redis/v9"
 //	log      LIST    the last 1000 events of every kind, for catching up
 //	hist     LIST    recent public message events, oldest first, capped
 //	names    HASH    name key (chat.NameKey) -> name as joined
+//	profs    HASH    name key -> public profile as JSON, {"d":display,"a":avatar}, if any
 //	owner    HASH    name key -> id of the instance (link) that holds it
 //	order    ZSET    name key scored by its join sequence number
 //	insts    SET     ids of instances that hold at least one name
@@ -27,6 +28,7 @@ import "github.com/redis/go-redis/v9"
 // Events are published on the channel base + "events" as JSON objects:
 //
 //	{"s":7,"k":"j","u":"bob"}                                join
+//	{"s":7,"k":"j","u":"bob","p":{"d":"Bob"}}                join with a profile
 //	{"s":8,"k":"l","u":"bob"}                                leave
 //	{"s":9,"k":"m","t":1763780000123,"m":{"u":"bob","b":"hi"}} message
 //	{"s":10,"k":"n"}                                         no-op (sequence raised)
@@ -52,18 +54,23 @@ local function emit(ev)
   redis.call('LTRIM', base .. 'log', -1000, -1)
 end
 
-local function nameEvent(seq, kind, name)
-  return '{"s":' .. int(seq) .. ',"k":"' .. kind .. '","u":' .. cjson.encode(name) .. '}'
+-- nameEvent encodes a join or leave; prof is a profile's JSON (from the
+-- link, which encoded it) or ''.
+local function nameEvent(seq, kind, name, prof)
+  local ev = '{"s":' .. int(seq) .. ',"k":"' .. kind .. '","u":' .. cjson.encode(name)
+  if prof ~= '' then ev = ev .. ',"p":' .. prof end
+  return ev .. '}'
 end
 
-local function join(inst, key, name)
+local function join(inst, key, name, prof)
   local seq = redis.call('INCR', base .. 'seq')
   redis.call('HSET', base .. 'names', key, name)
+  if prof ~= '' then redis.call('HSET', base .. 'profs', key, prof) end
   redis.call('HSET', base .. 'owner', key, inst)
   redis.call('ZADD', base .. 'order', seq, key)
   redis.call('SADD', base .. 'insts', inst)
   redis.call('SADD', base .. 'm:' .. inst, key)
-  emit(nameEvent(seq, 'j', name))
+  emit(nameEvent(seq, 'j', name, prof))
 end
 
 -- leave releases key if inst holds it and announces it.
@@ -75,10 +82,11 @@ local function leave(inst, key)
   if redis.call('HGET', base .. 'owner', key) ~= inst then return 0 end
   local name = redis.call('HGET', base .. 'names', key)
   redis.call('HDEL', base .. 'names', key)
+  redis.call('HDEL', base .. 'profs', key)
   redis.call('HDEL', base .. 'owner', key)
   redis.call('ZREM', base .. 'order', key)
   local seq = redis.call('INCR', base .. 'seq')
-  emit(nameEvent(seq, 'l', name))
+  emit(nameEvent(seq, 'l', name, ''))
   return 1
 end
 
@@ -106,13 +114,13 @@ end
 func script(body string) *redis.Script { return redis.NewScript(prelude + body) }
 
 // joinScript claims a name. ARGV: 3 instance, 4 heartbeat TTL in ms,
-// 5 name key, 6 name. Returns 1, 0 if the name is taken, or -1 if it is
-// banned.
+// 5 name key, 6 name, 7 profile as JSON or "". Returns 1, 0 if the name
+// is taken, or -1 if it is banned.
 var joinScript = script(`
 if redis.call('EXISTS', base .. 'ban:' .. ARGV[5]) == 1 then return -1 end
 if redis.call('HEXISTS', base .. 'names', ARGV[5]) == 1 then return 0 end
 redis.call('SET', base .. 'hb:' .. ARGV[3], '1', 'PX', ARGV[4])
-join(ARGV[3], ARGV[5], ARGV[6])
+join(ARGV[3], ARGV[5], ARGV[6], ARGV[7])
 return 1
 `)
 
@@ -163,12 +171,14 @@ return 0
 //
 // ARGV: 3 instance, 4 heartbeat TTL in ms, 5 highest sequence number seen,
 // 6 last sequence number delivered, 7 epoch of that number, 8 a new epoch
-// to use if the room has none, then pairs of name key and name.
+// to use if the room has none, then triples of name key, name and profile
+// as JSON (or "").
 //
 // Returns {lost, epoch, seq, "e", events} if the log holds every event
 // after the last one delivered in the same epoch and no name was lost, or
-// else {lost, epoch, seq, "s", names in join order, history, restrictions}
-// (the events of the bans and mutes in force). lost lists the names another
+// else {lost, epoch, seq, "s", names in join order, history, restrictions
+// (the events of the bans and mutes in force), profiles as JSON (or "") in
+// the order of names}. lost lists the names another
 // instance has claimed meanwhile.
 var syncScript = script(`
 local inst = ARGV[3]
@@ -181,15 +191,15 @@ end
 redis.call('SET', base .. 'epoch', ARGV[8], 'NX')
 sweep()
 local want = {}
-for i = 9, #ARGV, 2 do want[ARGV[i]] = true end
+for i = 9, #ARGV, 3 do want[ARGV[i]] = true end
 for _, k in ipairs(redis.call('SMEMBERS', base .. 'm:' .. inst)) do
   if not want[k] then leave(inst, k) end
 end
 local lost = {}
-for i = 9, #ARGV, 2 do
+for i = 9, #ARGV, 3 do
   local owner = redis.call('HGET', base .. 'owner', ARGV[i])
   if not owner then
-    join(inst, ARGV[i], ARGV[i + 1])
+    join(inst, ARGV[i], ARGV[i + 1], ARGV[i + 2])
   elseif owner ~= inst then
     lost[#lost + 1] = ARGV[i + 1]
   end
@@ -212,16 +222,17 @@ if #lost == 0 and epoch == ARGV[7] then
     return {lost, epoch, int(seq), 'e', events}
   end
 end
-local names = {}
+local names, profs = {}, {}
 for i, k in ipairs(redis.call('ZRANGE', base .. 'order', 0, -1)) do
   names[i] = redis.call('HGET', base .. 'names', k)
+  profs[i] = redis.call('HGET', base .. 'profs', k) or ''
 end
 local restr = {}
 for _, r in ipairs(redis.call('SMEMBERS', base .. 'restr')) do
   local ev = redis.call('GET', base .. r)
   if ev then restr[#restr + 1] = ev else redis.call('SREM', base .. 'restr', r) end
 end
-return {lost, epoch, int(seq), 's', names, redis.call('LRANGE', base .. 'hist', 0, -1), restr}
+return {lost, epoch, int(seq), 's', names, redis.call('LRANGE', base .. 'hist', 0, -1), restr, profs}
 `)
 
 // moderateScript records and publishes a moderation action. ARGV: 3
