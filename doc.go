@@ -27,8 +27,9 @@
 // share nothing. Go code takes part with [Hub.Post] (a system message),
 // [Hub.Send] (a system message to one member), [Hub.Users], [Hub.History],
 // the moderation methods (see Moderation), and the hooks Options.OnJoin,
-// OnLeave and OnMessage (which may rewrite or reject a message).
-// Options.Authenticate plugs in authentication.
+// OnLeave and OnMessage (which may rewrite or reject a message), which
+// receive the hub and the member's [Identity]. Options.Authenticate plugs
+// in authentication (see Identity and several connections).
 //
 // # Protocol
 //
@@ -48,8 +49,10 @@
 //
 //	{"type":"message","id":"17","username":"alice","body":"Hi!","ts":1763780000123}
 //	{"type":"join","username":"bob"}
+//	{"type":"join","username":"bob","display":"Bob B.","avatar":"https://..."}
 //	{"type":"leave","username":"bob"}
 //	{"type":"users","users":["alice","bob"]}           to the joiner only
+//	{"type":"users","users":["alice","bob"],"profiles":{"bob":{"display":"Bob B."}}}
 //	{"type":"history","messages":[{"type":"message",...}, ...]}  to the joiner only
 //	{"type":"history","messages":[...],"resume":true}  to a joiner that resumes
 //	{"type":"history","before":"17","messages":[...]}  a page of older messages
@@ -58,9 +61,14 @@
 // A message's "id" is a decimal string, unique and increasing within the
 // room; "ts" is the time the hub accepted it, in Unix milliseconds. Private
 // messages carry "to"; messages from [Hub.Post] and [Hub.Send] carry
-// "system":true. The
-// server re-encodes everything it sends: "id", "ts" and "username" are its
-// own, never the client's.
+// "system":true. A join event carries the member's public profile
+// ("display", "avatar"; see [Profile]) if it has one, and the users
+// snapshot the profiles of the members that have one in "profiles", by
+// name; both appear only with Options.Authenticate, and are absent, not
+// empty, otherwise. Messages carry the username only: clients show the
+// display name of the member of that name. The server re-encodes everything
+// it sends: "id", "ts", "username", "display" and "avatar" are its own,
+// never the client's.
 //
 // # Resume and older pages
 //
@@ -132,10 +140,42 @@
 // Names are not normalized: "é" and "e" + U+0301 are different names.
 // Options.SystemName is reserved.
 //
+// # Identity and several connections
+//
+// Without Options.Authenticate a connection's identity is its name, from
+// ?username= or its join frame, and a second connection asking for a
+// member's name is refused as taken. With it, Authenticate returns the
+// connection's [Identity]: its name, a display name and an avatar URL,
+// which are public (every member receives them with the join event and
+// the users snapshot), and roles and claims, which only the hooks see.
+// Every part has a size cap (Display [MaxDisplayRunes] characters, Avatar
+// [MaxAvatarBytes] bytes of an http or https URL, Roles and Claims
+// [MaxClaims] entries and [MaxClaimsBytes] bytes together): an identity
+// over one, or otherwise invalid, is refused with 401 and a line logged at
+// Warn, never cut to fit. [ValidateIdentity] applies the same rules.
+//
+// With Authenticate, which vouches for the name, the connections of one
+// name are one member: a user's tabs and devices. The first connection
+// joins as any member does; a further one receives its own join event (to
+// it alone), the users snapshot and the history, and the room sees
+// nothing. Every message to the room or to the member reaches all of its
+// connections, and what it sends privately is echoed to all of them. Its
+// leave is announced when its last connection closes. OnJoin and OnLeave
+// run once per member, OnMessage with the identity of the connection
+// that sent; the member keeps the public profile of its first
+// connection. Rate limits are per connection; Options.MaxUsers counts
+// members. Moderation acts on the member: a kick closes all of its
+// connections. With a Broker, the name is held by the hub of the first
+// connection: a further connection of it must reach the same hub, and
+// one through another hub of the room is refused as taken (send one
+// user's connections to one process, e.g. with a sticky load balancer).
+//
 // # Bad input
 //
 // Bad input gets a clear error and disturbs nobody else:
 //
+//   - Authenticate's error, or an identity it returns over a size cap:
+//     401 before the upgrade, with the error's text.
 //   - A taken, invalid, reserved or banned name, a ?username= that fails
 //     to percent-decode (answered at once), a frame other than join before
 //     joining, no join frame within Options.JoinTimeout, or a full room

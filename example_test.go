@@ -101,6 +101,80 @@ func ExampleOptions_hooks() {
 	// {"error":"links are not allowed here","type":"error"}
 }
 
+// Authenticate turns a request into an Identity: here a (stand-in) session
+// cookie names the user. The display name and avatar are public: they
+// travel with the join event and the users snapshot. Roles and claims
+// reach the hooks only. A user's second tab is the same member: it gets
+// its own welcome, and nobody sees a second join.
+func ExampleOptions_authenticate() {
+	sessions := map[string]chat.Identity{ // in a program: a signed token, a session store
+		"s1": {Name: "alice", Display: "Alice Liddell", Avatar: "https://example.com/alice.png", Roles: []string{"admin"}},
+		"s2": {Name: "bob", Display: "Bob"},
+	}
+	joined := make(chan string, 2) // the hook runs on the connection's goroutine
+	hub := chat.NewHub(chat.Options{
+		Authenticate: func(r *http.Request) (chat.Identity, error) {
+			c, err := r.Cookie("session")
+			if err != nil {
+				return chat.Identity{}, errors.New("not signed in")
+			}
+			id, ok := sessions[c.Value]
+			if !ok {
+				return chat.Identity{}, errors.New("unknown session")
+			}
+			return id, nil
+		},
+		OnJoin: func(_ *chat.Hub, id chat.Identity) { joined <- fmt.Sprint("hook: joined: ", id.Name, " ", id.Roles) },
+	})
+	hs := httptest.NewServer(chat.NewServer(hub))
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	as := func(session string) *websocket.Conn {
+		ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Cookie": {"session=" + session}})
+		if err != nil {
+			panic(err)
+		}
+		return ws
+	}
+
+	alice := as("s1")
+	defer alice.Close()
+	printFrames(alice, 3)
+	fmt.Println(<-joined)
+	bob := as("s2")
+	defer bob.Close()
+	printFrames(bob, 2)
+	fmt.Println(<-joined)
+	printFrames(alice, 1) // bob's join
+
+	tab2 := as("s1") // alice again: her second tab
+	defer tab2.Close()
+	printFrames(tab2, 3)
+	bob.WriteJSON(map[string]string{"type": "message", "body": "Hi Alice", "to": "alice"})
+	printFrames(alice, 1)
+	printFrames(tab2, 1) // every tab gets it
+
+	if _, resp, err := websocket.DefaultDialer.Dial(url, nil); err != nil {
+		fmt.Println(resp.Status)
+	}
+	// Output:
+	// {"avatar":"https://example.com/alice.png","display":"Alice Liddell","type":"join","username":"alice"}
+	// {"profiles":{"alice":{"avatar":"https://example.com/alice.png","display":"Alice Liddell"}},"type":"users","users":["alice"]}
+	// {"messages":[],"type":"history"}
+	// hook: joined: alice [admin]
+	// {"display":"Bob","type":"join","username":"bob"}
+	// {"profiles":{"alice":{"avatar":"https://example.com/alice.png","display":"Alice Liddell"},"bob":{"display":"Bob"}},"type":"users","users":["alice","bob"]}
+	// hook: joined: bob []
+	// {"display":"Bob","type":"join","username":"bob"}
+	// {"avatar":"https://example.com/alice.png","display":"Alice Liddell","type":"join","username":"alice"}
+	// {"profiles":{"alice":{"avatar":"https://example.com/alice.png","display":"Alice Liddell"},"bob":{"display":"Bob"}},"type":"users","users":["alice","bob"]}
+	// {"messages":[],"type":"history"}
+	// {"body":"Hi Alice","to":"alice","type":"message","username":"bob"}
+	// {"body":"Hi Alice","to":"alice","type":"message","username":"bob"}
+	// 401 Unauthorized
+}
+
 // Shut down gracefully: every client receives a 1001 close frame, and
 // Shutdown returns once every connection and goroutine is gone.
 func ExampleHub_Shutdown() {

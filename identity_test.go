@@ -514,3 +514,58 @@ func TestSeveralConnectionsAtOnce(t *testing.T) {
 		diff(t, fmt.Sprint("message, connection ", i), msg("alice", "both"), c.next())
 	}
 }
+
+// TestSeveralConnectionsModeration: moderation acts on the member, so on
+// every one of its connections: Send reaches them all, a mute refuses
+// each one's messages, a kick closes them all with one leave, and a ban
+// refuses a further connection.
+func TestSeveralConnectionsModeration(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, chat.Options{Authenticate: headerAuth})
+	alice1 := s.dialAs(t, chat.Identity{Name: "alice"})
+	alice1.nextN(3)
+	alice2 := s.dialAs(t, chat.Identity{Name: "alice"})
+	alice2.nextN(3)
+	bob := s.dialAs(t, chat.Identity{Name: "bob"})
+	bob.nextN(3)
+	alice1.next() // join bob
+	alice2.next()
+
+	if err := s.hub.Send(t.Context(), "alice", "a word"); err != nil {
+		t.Fatal(err)
+	}
+	want := frame{Type: "message", Username: "system", Body: "a word", To: "alice", System: true}
+	diff(t, "Send, tab 1", want, alice1.next())
+	diff(t, "Send, tab 2", want, alice2.next())
+
+	if err := s.hub.Mute(t.Context(), "alice", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*conn{alice1, alice2} {
+		c.say("hello?")
+		if f := c.next(); f.Type != "error" || !strings.HasPrefix(f.Error, "you are muted") {
+			t.Errorf("tab %d, muted: %+v", i+1, f)
+		}
+	}
+
+	if err := s.hub.Kick(t.Context(), "alice", "enough"); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*conn{alice1, alice2} {
+		diff(t, fmt.Sprint("tab ", i+1, " kicked"), frame{Type: "error", Error: "kicked by a moderator: enough"}, c.next())
+		if code := c.closeCode(); code != websocket.ClosePolicyViolation {
+			t.Errorf("tab %d: close %d, want 1008", i+1, code)
+		}
+	}
+	diff(t, "one leave", leave("alice"), bob.next())
+	bob.say("gone")
+	diff(t, "and nothing more", msg("bob", "gone"), bob.next())
+
+	if err := s.hub.Ban(t.Context(), "alice", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	again := s.dialAs(t, chat.Identity{Name: "alice"})
+	if f := again.next(); f.Type != "error" || !strings.HasPrefix(f.Error, `username "alice" is banned until`) {
+		t.Errorf("after the ban: %+v", f)
+	}
+}
