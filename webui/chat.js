@@ -9,6 +9,15 @@
 // Text from the network is only ever inserted with textContent, never as
 // HTML.
 //
+// The panel forgets nothing it can ask for again. It remembers the ID of
+// the last message it showed, one per server, and reconnects (by itself,
+// with back-off) with ?since= that ID: the server then sends exactly the
+// messages missed meanwhile, shown under a line "n missed messages", or,
+// if it cannot reach back that far, its latest history, shown under a line
+// "Some messages were missed". Scrolling to the top of the log loads the
+// page of messages before the oldest one shown, one page at a time, until
+// an empty page: "Beginning of the conversation".
+//
 // Every element with a data-hubchat-ws attribute (the WebSocket URL, may be
 // relative to the page, e.g. "ws" or "/ws"; data-hubchat-title names the
 // room) gets a panel that connects on load. Pages that need more control
@@ -19,7 +28,9 @@
 
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 30000;
-  const MAX_LOG_ITEMS = 500;
+  const MAX_LOG_ITEMS = 500; // beyond this, the oldest lines go while the log is scrolled to its end
+  const PAGE_SIZE = 50; // messages asked for per page of older messages
+  const TOP_PX = 64; // the log is "at the top" this close to it: load the page before
 
   let nextID = 0;
 
@@ -86,6 +97,16 @@
     },
   };
 
+  // idLess compares two message IDs, decimal strings of up to 20 digits
+  // (beyond a Number's precision).
+  function idLess(a, b) {
+    return a.length !== b.length ? a.length < b.length : a < b;
+  }
+
+  function isID(id) {
+    return typeof id === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(id);
+  }
+
   function sameName(a, b) {
     return String(a).trim().toLowerCase() === String(b).trim().toLowerCase();
   }
@@ -117,10 +138,20 @@
       this.gen = 0; // bumped by close(); event handlers of older connections check it
       this.lastError = null;
       this.users = [];
-      this.seen = new Set(); // id|ts of rendered messages, to skip repeats in history
       this.myJoinLine = null;
+      // The messages of the room, as far as the log shows them. shown maps
+      // the ID of each message in the log to its line, to skip repeats;
+      // lastID is the greatest of them, sent as ?since= on reconnecting.
+      // After a server lost its messages (a reset: its IDs start again),
+      // shown and lastID start again too, and the lines shown before
+      // stay, cut off from the room by a line "Some messages were missed".
+      this.shown = new Map();
+      this.lastID = null;
+      this.paging = null; // the "before" of the page of older messages asked for, if any
+      this.rooms = new Map(); // URL of a server → its log, shown and lastID while another is shown
       this.build();
       window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
+      this.log.addEventListener('scroll', () => this.loadOlderAtTop(), { passive: true });
     }
 
     build() {
@@ -178,18 +209,34 @@
       if (url === this.url && (this.ws || this.timer)) return;
       const switching = url !== this.url;
       this.close();
+      if (switching) {
+        if (this.url) this.saveRoom(this.url);
+        this.restoreRoom(url);
+        this.setUsers([]);
+      }
       this.url = url;
       this.key = key || 'hubchat.username:' + url;
       this.titleEl.textContent = title || 'Chat';
       this.retries = 0;
-      if (switching) {
-        this.log.replaceChildren();
-        this.seen.clear();
-        this.setUsers([]);
-      }
       const name = storage.get(this.key);
       if (name) this.open(name);
       else this.promptName('');
+    }
+
+    // saveRoom keeps the log of the server at url, to show it again, and
+    // resume from its last message, when the panel switches back.
+    saveRoom(url) {
+      this.rooms.set(url, { lines: [...this.log.children], shown: this.shown, lastID: this.lastID });
+    }
+
+    // restoreRoom shows the log kept for the server at url, or an empty one.
+    restoreRoom(url) {
+      const room = this.rooms.get(url);
+      this.rooms.delete(url);
+      this.log.replaceChildren(...(room ? room.lines : []));
+      this.shown = room ? room.shown : new Map();
+      this.lastID = room ? room.lastID : null;
+      this.log.scrollTop = this.log.scrollHeight;
     }
 
     // disconnect closes the connection and stops reconnecting.
@@ -244,10 +291,13 @@
       this.opened = false;
       this.lastError = null;
       this.myJoinLine = null;
+      this.paging = null;
       this.setStatus('connecting', 'Connecting as ' + name + '…');
+      let url = this.url + (this.url.includes('?') ? '&' : '?') + 'username=' + encodeURIComponent(name);
+      if (this.lastID !== null) url += '&since=' + this.lastID; // resume after the last message shown
       let ws;
       try {
-        ws = new WebSocket(this.url + (this.url.includes('?') ? '&' : '?') + 'username=' + encodeURIComponent(name));
+        ws = new WebSocket(url);
       } catch (e) {
         this.addLine('error', 'Cannot connect: ' + e.message);
         this.setStatus('disconnected', 'Disconnected');
@@ -317,12 +367,18 @@
           this.onJoined();
           break;
         case 'history':
-          for (const m of f.messages || []) this.addMessage(m, this.myJoinLine);
+          if (f.before !== undefined) this.addPage(f);
+          else this.addHistory(f);
           break;
-        case 'message':
-          this.addMessage(f, null);
+        case 'message': {
+          const li = this.renderMessage(f);
+          if (li) this.append(li, null);
           break;
+        }
         case 'error':
+          // Perhaps the answer to a page request (rate limit, store
+          // down): the next scroll to the top may ask again.
+          this.paging = null;
           this.lastError = String(f.error);
           if (this.joined) this.addLine('error', 'Error: ' + f.error);
           else this.joinError.textContent = f.error;
@@ -383,42 +439,124 @@
       }));
     }
 
-    // addLine appends a system or error line and returns it.
-    addLine(kind, text) {
+    // addHistory shows the history frame a joiner receives, before the
+    // line "You joined as …". On a resume ("resume":true) it holds exactly
+    // the messages missed since lastID, under a line saying how many; with
+    // "resume":false the server could not reach back that far, and the
+    // latest history comes under a line "Some messages were missed".
+    addHistory(f) {
+      const msgs = Array.isArray(f.messages) ? f.messages : [];
+      const at = this.myJoinLine;
+      if (f.resume === false) {
+        const first = msgs.length > 0 && msgs[0] ? msgs[0].id : null;
+        if (!isID(first) || this.lastID === null || !idLess(this.lastID, first)) {
+          // The server numbers its messages anew (it lost them), or shows
+          // none: what the log shows is no longer the room's.
+          this.shown = new Map();
+          this.lastID = null;
+        }
+        this.addLine('notice', 'Some messages were missed', at);
+      }
+      const lines = msgs.map((m) => this.renderMessage(m)).filter(Boolean);
+      if (f.resume === true && lines.length > 0) {
+        this.addLine('notice', lines.length === 1 ? '1 missed message' : lines.length + ' missed messages', at);
+      }
+      for (const li of lines) this.append(li, at);
+      this.loadOlderAtTop();
+    }
+
+    // loadOlderAtTop asks for the page before the oldest message shown if
+    // the log is scrolled to (or too short to leave) its top, unless a page
+    // is on its way, the beginning is shown, or the oldest line is from
+    // before a reset.
+    loadOlderAtTop() {
+      const log = this.log;
+      if (log.scrollTop > TOP_PX || log.clientHeight === 0 || this.paging !== null || !this.joined ||
+          !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+      const first = log.firstElementChild;
+      const oldest = log.querySelector(':scope > [data-id]');
+      if (!oldest || first.classList.contains('beginning') || this.shown.get(oldest.dataset.id) !== oldest) return;
+      this.paging = oldest.dataset.id;
+      this.ws.send(JSON.stringify({ type: 'history', before: this.paging, limit: PAGE_SIZE }));
+    }
+
+    // addPage shows a page of older messages at the top of the log, keeping
+    // in place what the user sees. An empty page (or one with nothing new)
+    // is the beginning of the conversation, shown at the top.
+    addPage(f) {
+      if (f.before !== this.paging) return; // not the page asked for last
+      this.paging = null;
+      const log = this.log;
+      const page = document.createDocumentFragment();
+      for (const m of Array.isArray(f.messages) ? f.messages : []) {
+        if (!m || !isID(m.id) || !idLess(m.id, f.before)) continue;
+        const li = this.renderMessage(m);
+        if (li) page.append(li);
+      }
+      if (!page.firstChild) {
+        log.prepend(el('li', { class: 'line notice beginning', text: 'Beginning of the conversation' }));
+        return;
+      }
+      const anchor = log.firstElementChild;
+      const y = anchor ? anchor.getBoundingClientRect().top : 0;
+      log.prepend(page);
+      if (anchor) log.scrollTop += anchor.getBoundingClientRect().top - y;
+      this.loadOlderAtTop();
+    }
+
+    // addLine adds a system, error or notice line, before the node
+    // `before` if given, else at the end, and returns it.
+    addLine(kind, text, before) {
       const li = el('li', { class: 'line ' + kind, text });
-      this.append(li, null);
+      this.append(li, before);
       return li;
     }
 
-    // addMessage renders a message frame, before the node `before` if given.
-    addMessage(m, before) {
-      const key = m.id + '|' + m.ts;
-      if (this.seen.has(key)) return;
-      this.seen.add(key);
+    // renderMessage returns the line of a message frame, or null if the log
+    // shows the message already, and counts it as shown.
+    renderMessage(m) {
+      if (!m || typeof m !== 'object') return null;
+      const id = isID(m.id) ? m.id : null;
+      if (id !== null && this.shown.has(id)) return null;
       const when = new Date(Number(m.ts));
       const time = el('time', { datetime: when.toISOString(), title: when.toLocaleString(),
         text: when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) });
+      let li;
       if (m.system) {
-        this.append(el('li', { class: 'line system announce' }, el('span', { text: m.body }), ' ', time), before);
-        return;
+        li = el('li', { class: 'line system announce' }, el('span', { text: m.body }), ' ', time);
+      } else {
+        const mine = this.me !== null && m.username === this.me;
+        const meta = el('div', { class: 'meta' }, el('span', { class: 'author', text: m.username }));
+        if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + m.to + ' (private)' }));
+        meta.append(time);
+        li = el('li', { class: 'msg ' + (mine ? 'mine' : 'theirs') + (m.to ? ' private' : '') },
+          avatar(m.username),
+          el('div', { class: 'bubble' }, meta, el('p', { class: 'body', text: m.body })));
       }
-      const mine = this.me !== null && m.username === this.me;
-      const meta = el('div', { class: 'meta' }, el('span', { class: 'author', text: m.username }));
-      if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + m.to + ' (private)' }));
-      meta.append(time);
-      const li = el('li', { class: 'msg ' + (mine ? 'mine' : 'theirs') + (m.to ? ' private' : '') },
-        avatar(m.username),
-        el('div', { class: 'bubble' }, meta, el('p', { class: 'body', text: m.body })));
-      this.append(li, before);
+      if (id !== null) {
+        li.dataset.id = id;
+        this.shown.set(id, li);
+        if (this.lastID === null || idLess(this.lastID, id)) this.lastID = id;
+      }
+      return li;
     }
 
+    // append inserts a line before the node `before`, or at the end, and
+    // follows the end of the log if it was there. Only then do the oldest
+    // lines beyond MAX_LOG_ITEMS go (scrolling up loads them again), so
+    // that nothing moves under a user reading older messages.
     append(li, before) {
       const log = this.log;
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
       if (before && before.parentNode === log) log.insertBefore(li, before);
       else log.append(li);
-      while (log.childElementCount > MAX_LOG_ITEMS) log.firstElementChild.remove();
-      if (atBottom || li.classList.contains('mine')) log.scrollTop = log.scrollHeight;
+      if (!atBottom && !li.classList.contains('mine')) return;
+      while (log.childElementCount > MAX_LOG_ITEMS) {
+        const old = log.firstElementChild;
+        if (old.dataset.id && this.shown.get(old.dataset.id) === old) this.shown.delete(old.dataset.id);
+        old.remove();
+      }
+      log.scrollTop = log.scrollHeight;
     }
   }
 

@@ -3,6 +3,16 @@
 // room, and shows the messages, the members and the connection status,
 // reconnecting with back-off when the connection drops.
 //
+// The page loses no message it could have shown. It reconnects with
+// ?since= the last message it showed (one per server, for pages that
+// switch between servers) and shows what it missed under a line "3 missed
+// messages"; when the room cannot reach back that far ("resume":false: a
+// server restarted without its Store, or too many missed) it keeps what it
+// showed and goes on under a line "Some messages were missed". Scrolling
+// to the top of the log loads the page of messages before the oldest one
+// shown, until "Beginning of the conversation". See "Resume and older
+// pages" in the package doc of [github.com/hubchat/chat].
+//
 // Mount [Handler] beside the room's [github.com/hubchat/chat.Server],
 // which the page expects at "ws" relative to itself:
 //

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hubchat/chat/examples/internal/chattest"
 )
 
@@ -25,24 +26,37 @@ func startMultiport(t *testing.T, bin string, allow int) string {
 	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("multiport printed %q, want its URL", line)
 	}
+	// It prints the URL once the main server listens, then starts the chat
+	// servers: wait for the line after them.
+	for !strings.HasPrefix(p.Line(), "  the UI may start chat servers") {
+	}
 	return url
 }
 
-// serverNames returns the names of the chat servers the main server at
-// url lists.
-func serverNames(t *testing.T, url string) []string {
+// chatServer is a chat server as the main server lists it.
+type chatServer struct{ Name, URL string }
+
+// chatServers returns the chat servers the main server at url lists.
+func chatServers(t *testing.T, url string) []chatServer {
 	t.Helper()
 	resp, err := http.Get(url + "api/servers")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var servers []struct{ Name string }
+	var servers []chatServer
 	if err := json.NewDecoder(resp.Body).Decode(&servers); err != nil {
 		t.Fatalf("GET /api/servers: %s, %v", resp.Status, err)
 	}
+	return servers
+}
+
+// serverNames returns the names of the chat servers the main server at
+// url lists.
+func serverNames(t *testing.T, url string) []string {
+	t.Helper()
 	var names []string
-	for _, s := range servers {
+	for _, s := range chatServers(t, url) {
 		names = append(names, s.Name)
 	}
 	return names
@@ -97,10 +111,22 @@ func TestMultiport(t *testing.T) {
 		t.Errorf("pressed server buttons = %q, want [%s]", got, server2)
 	}
 
-	// Back on server 1, the name is remembered: no prompt.
+	// Meanwhile on server 1 carol, a Go client, says something.
+	carol := chattest.Join(t, chatServers(t, url)[0].URL, strings.TrimSuffix(url, "/"), "carol")
+	carol.Say("while alice was away")
+	carol.ReadUntil("message")
+
+	// Back on server 1, the name is remembered: no prompt. The log is
+	// server 1's again, and goes on from the last message alice saw there;
+	// it is short, so the page has asked for older messages too: none.
 	alice.click(server1)
 	alice.waitConnected("alice")
-	alice.waitLog("still on one")
+	alice.waitLog("1 missed message")
+	alice.waitLog("Beginning of the conversation")
+	if got, want := alice.logItems(), []string{"[Beginning of the conversation]", "hello from one", "still on one",
+		"[1 missed message]", "while alice was away"}; !cmp.Equal(got, want) {
+		t.Errorf("alice's log back on %s: %q, want %q", server1, got, want)
+	}
 
 	// A custom port: the main server starts a chat server there.
 	port := strconv.Itoa(allowed)

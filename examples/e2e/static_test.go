@@ -9,10 +9,11 @@ import (
 )
 
 // startStatic starts the static program, built into bin, on addr
-// ("127.0.0.1:0" for any port), and returns it and its page URL.
-func startStatic(t *testing.T, bin, addr string) (*chattest.Program, string) {
+// ("127.0.0.1:0" for any port) with the further flags args, and returns it
+// and its page URL.
+func startStatic(t *testing.T, bin, addr string, args ...string) (*chattest.Program, string) {
 	t.Helper()
-	p := chattest.Start(t, bin, "-addr", addr)
+	p := chattest.Start(t, bin, append([]string{"-addr", addr}, args...)...)
 	// "static chat: open http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws)"
 	line := p.Line()
 	fields := strings.Fields(line)
