@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 # The modules, each tested once. go.work at the root joins them (so that
 # `go run ./examples/static` works from here): it must list the same.
-modules=(. bench examples examples/e2e pgstore redisbroker sqlitestore)
+modules=(. bench examples examples/e2e examples/jwt pgstore redisbroker sqlitestore)
 
 echo "== go.work"
 found=$(find . -name go.mod -not -path './.git/*' | sed -e 's|^\./||' -e 's|/\?go\.mod$||' -e 's|^$|.|' | sort)
@@ -21,7 +21,7 @@ if [[ "$found" != "$listed" || "$work" != "$listed" ]]; then
 	exit 1
 fi
 # The README's commands, run from the root in workspace mode.
-go build ./examples/static ./examples/multiport
+go build ./examples/static ./examples/multiport ./examples/jwt
 
 # Each module on its own go.mod and go.sum, as its users build it.
 export GOWORK=off

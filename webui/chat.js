@@ -20,9 +20,17 @@
 //
 // Every element with a data-hubchat-ws attribute (the WebSocket URL, may be
 // relative to the page, e.g. "ws" or "/ws"; data-hubchat-title names the
-// room) gets a panel that connects on load. Pages that need more control
-// use window.HubChat.Chat directly, as the multiport example's
-// multiport.js does.
+// room) gets a panel that connects on load. With data-hubchat-auth the
+// server knows who the user is (chat.Options.Authenticate, from a cookie):
+// the panel connects without asking for a username. Pages that need more
+// control use window.HubChat.Chat directly, as the multiport example's
+// multiport.js and the jwt example's jwt.js do.
+//
+// Members with a public profile (display name, avatar URL; see
+// chat.Identity) are shown by their display name, followed by their
+// username, which is what identifies them: display names need not be
+// unique. An avatar is shown if the page's Content-Security-Policy allows
+// its URL (webui's allows https: images), else the initials.
 (function () {
   'use strict';
 
@@ -71,10 +79,25 @@
     return 'hsl(' + (h % 360) + ', 55%, 40%)';
   }
 
-  function avatar(name) {
-    const a = el('span', { class: 'avatar', 'aria-hidden': 'true', text: initials(name) });
+  // avatar returns a member's avatar: the picture at url, if any, over
+  // initials of label coloured by name, which show if it fails to load.
+  function avatar(name, label, url) {
+    const a = el('span', { class: 'avatar', 'aria-hidden': 'true', text: initials(label || name) });
     a.style.backgroundColor = avatarColor(name); // CSSOM: allowed by the page's CSP
+    if (url && /^https?:\/\//i.test(url)) {
+      const img = el('img', { alt: '', src: url, referrerpolicy: 'no-referrer', loading: 'lazy', decoding: 'async' });
+      img.addEventListener('error', () => img.remove());
+      a.append(img);
+    }
     return a;
+  }
+
+  // profileOf returns the public profile fields of a frame or profiles entry.
+  function profileOf(p) {
+    const out = {};
+    if (p && typeof p.display === 'string' && p.display) out.display = p.display;
+    if (p && typeof p.avatar === 'string' && p.avatar) out.avatar = p.avatar;
+    return out;
   }
 
   // wsURL resolves a WebSocket URL relative to the page.
@@ -127,6 +150,7 @@
       super();
       this.root = root;
       this.url = null; // WebSocket URL without ?username=
+      this.auth = false; // the server knows the user (a cookie): no username to ask for
       this.key = null; // localStorage key remembering the username
       this.ws = null;
       this.name = null; // name requested for the current connection
@@ -138,6 +162,7 @@
       this.gen = 0; // bumped by close(); event handlers of older connections check it
       this.lastError = null;
       this.users = [];
+      this.profiles = new Map(); // username → { display, avatar } of members that have one
       this.myJoinLine = null;
       // The messages of the room, as far as the log shows them. shown maps
       // the ID of each message in the log to its line, to skip repeats;
@@ -203,8 +228,10 @@
     }
 
     // connect switches the panel to the chat server at url. The username is
-    // remembered in localStorage under key; title names the room.
-    connect(url, { key, title } = {}) {
+    // remembered in localStorage under key; title names the room. With
+    // auth, the server names the user (from a cookie, say): the panel
+    // connects without a username and never asks for one.
+    connect(url, { key, title, auth } = {}) {
       url = wsURL(url);
       if (url === this.url && (this.ws || this.timer)) return;
       const switching = url !== this.url;
@@ -212,12 +239,18 @@
       if (switching) {
         if (this.url) this.saveRoom(this.url);
         this.restoreRoom(url);
+        this.profiles.clear();
         this.setUsers([]);
       }
       this.url = url;
+      this.auth = !!auth;
       this.key = key || 'hubchat.username:' + url;
       this.titleEl.textContent = title || 'Chat';
       this.retries = 0;
+      if (this.auth) {
+        this.open('');
+        return;
+      }
       const name = storage.get(this.key);
       if (name) this.open(name);
       else this.promptName('');
@@ -292,9 +325,12 @@
       this.lastError = null;
       this.myJoinLine = null;
       this.paging = null;
-      this.setStatus('connecting', 'Connecting as ' + name + '…');
-      let url = this.url + (this.url.includes('?') ? '&' : '?') + 'username=' + encodeURIComponent(name);
-      if (this.lastID !== null) url += '&since=' + this.lastID; // resume after the last message shown
+      this.setStatus('connecting', name ? 'Connecting as ' + name + '…' : 'Connecting…');
+      const params = [];
+      if (!this.auth) params.push('username=' + encodeURIComponent(name));
+      if (this.lastID !== null) params.push('since=' + this.lastID); // resume after the last message shown
+      let url = this.url;
+      if (params.length > 0) url += (url.includes('?') ? '&' : '?') + params.join('&');
       let ws;
       try {
         ws = new WebSocket(url);
@@ -319,6 +355,15 @@
         this.dispatchEvent(new CustomEvent('failed', { detail: { url: this.url } }));
         if (gen !== this.gen) return; // a listener switched or disconnected
       }
+      if (e.code === 1008 && !wasJoined && this.auth) {
+        // Refused at join (banned, taken on another server, room full):
+        // there is no other name to try. Say why, and let the user retry.
+        const why = this.lastError || e.reason || 'the server refused the connection';
+        this.addLine('error', 'Refused: ' + why);
+        this.setStatus('disconnected', 'Refused: ' + why);
+        this.retryBtn.hidden = false;
+        return;
+      }
       if (e.code === 1008 && !wasJoined) {
         // Refused at join: taken, invalid or room full. Let the user pick again.
         storage.remove(this.key);
@@ -342,7 +387,36 @@
     }
 
     reconnectNow() {
-      if (this.name && this.url) this.open(this.name);
+      if ((this.name || this.auth) && this.url) this.open(this.name);
+    }
+
+    // label returns how to show the member named name: its display name,
+    // if it has one, else its name.
+    label(name) {
+      const p = this.profiles.get(name);
+      return (p && p.display) || name;
+    }
+
+    // who returns the text naming a member in lines and headers: the
+    // display name followed by the username, or the username alone.
+    who(name) {
+      const l = this.label(name);
+      return l === name ? name : l + ' (' + name + ')';
+    }
+
+    // nameParts returns elements naming a member: the display name and, if
+    // it has one, the username after it, which is what identifies it.
+    nameParts(name, cls) {
+      const l = this.label(name);
+      const parts = [el('span', { class: cls, text: l })];
+      if (l !== name) parts.push(el('span', { class: 'handle', text: '@' + name }));
+      return parts;
+    }
+
+    setProfile(name, p) {
+      p = profileOf(p);
+      if (p.display || p.avatar) this.profiles.set(name, p);
+      else this.profiles.delete(name);
     }
 
     receive(data) {
@@ -350,22 +424,32 @@
       try { f = JSON.parse(data); } catch (e) { return; }
       switch (f.type) {
         case 'join':
-          if (!this.joined && !this.me && sameName(f.username, this.name)) {
+          this.setProfile(f.username, f);
+          if (!this.joined && !this.me && (this.auth || sameName(f.username, this.name))) {
+            // The first join of a connection is its own.
             this.me = f.username;
-            this.myJoinLine = this.addLine('system', 'You joined as ' + f.username);
+            this.myJoinLine = this.addLine('system', 'You joined as ' + this.who(f.username));
           } else {
-            this.addLine('system', f.username + ' joined');
+            this.addLine('system', this.who(f.username) + ' joined');
           }
           if (!this.users.includes(f.username)) this.setUsers(this.users.concat(f.username));
           break;
         case 'leave':
-          this.addLine('system', f.username + ' left');
+          this.addLine('system', this.who(f.username) + ' left');
+          this.profiles.delete(f.username);
           this.setUsers(this.users.filter((u) => u !== f.username));
           break;
-        case 'users':
-          this.setUsers(Array.isArray(f.users) ? f.users : []);
+        case 'users': {
+          const users = Array.isArray(f.users) ? f.users.map(String) : [];
+          const profiles = f.profiles && typeof f.profiles === 'object' ? f.profiles : {};
+          this.profiles.clear();
+          for (const u of users) {
+            if (Object.prototype.hasOwnProperty.call(profiles, u)) this.setProfile(u, profiles[u]);
+          }
+          this.setUsers(users);
           this.onJoined();
           break;
+        }
         case 'history':
           if (f.before !== undefined) this.addPage(f);
           else this.addHistory(f);
@@ -390,8 +474,8 @@
       this.joined = true;
       this.retries = 0;
       if (!this.me) this.me = this.name;
-      storage.set(this.key, this.me);
-      this.setStatus('connected', 'Connected as ' + this.me);
+      if (!this.auth) storage.set(this.key, this.me);
+      this.setStatus('connected', 'Connected as ' + this.who(this.me));
       this.retryBtn.hidden = true;
       this.joinForm.hidden = true;
       this.sendForm.hidden = false;
@@ -428,8 +512,10 @@
       this.usersCount.textContent = String(this.users.length);
       this.usersList.replaceChildren(...this.users.map((u) => {
         const mine = this.me !== null && u === this.me;
-        const b = el('button', { type: 'button', class: 'user', title: mine ? null : 'Send ' + u + ' a private message' },
-          avatar(u), el('span', { class: 'name', text: u }), mine ? el('span', { class: 'you', text: '(you)' }) : null);
+        const p = this.profiles.get(u) || {};
+        const b = el('button', { type: 'button', class: 'user', title: mine ? null : 'Send ' + this.who(u) + ' a private message' },
+          avatar(u, this.label(u), p.avatar), ...this.nameParts(u, 'name'),
+          mine ? el('span', { class: 'you', text: '(you)' }) : null);
         if (mine) b.disabled = true;
         b.addEventListener('click', () => {
           this.msgInput.value = '/msg ' + (/\s/.test(u) ? '"' + u + '"' : u) + ' ';
@@ -526,11 +612,12 @@
         li = el('li', { class: 'line system announce' }, el('span', { text: m.body }), ' ', time);
       } else {
         const mine = this.me !== null && m.username === this.me;
-        const meta = el('div', { class: 'meta' }, el('span', { class: 'author', text: m.username }));
-        if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + m.to + ' (private)' }));
+        const meta = el('div', { class: 'meta' }, ...this.nameParts(m.username, 'author'));
+        if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + this.who(m.to) + ' (private)' }));
         meta.append(time);
+        const p = this.profiles.get(m.username) || {};
         li = el('li', { class: 'msg ' + (mine ? 'mine' : 'theirs') + (m.to ? ' private' : '') },
-          avatar(m.username),
+          avatar(m.username, this.label(m.username), p.avatar),
           el('div', { class: 'bubble' }, meta, el('p', { class: 'body', text: m.body })));
       }
       if (id !== null) {
@@ -565,7 +652,7 @@
   function mountAll() {
     for (const root of document.querySelectorAll('[data-hubchat-ws]')) {
       const chat = new Chat(root);
-      chat.connect(root.dataset.hubchatWs, { title: root.dataset.hubchatTitle });
+      chat.connect(root.dataset.hubchatWs, { title: root.dataset.hubchatTitle, auth: 'hubchatAuth' in root.dataset });
     }
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', mountAll);

@@ -34,6 +34,14 @@
 // every response carries a Content-Security-Policy that allows the page's
 // own scripts and styles and nothing inline, so that a message cannot run
 // script even through a bug of the page.
+//
+// Members with a public profile (chat.Identity's Display and Avatar, which
+// the server's chat.Options.Authenticate sets) are shown by their display
+// name followed by their username, which is what identifies them, with
+// their avatar if it is an https URL (else their initials). A page whose
+// main element has the attribute data-hubchat-auth is for signed-in users:
+// its panel connects without asking for a username, since the server
+// takes it from the request (a cookie).
 package webui
 
 import (
@@ -51,10 +59,12 @@ var client embed.FS
 func FS() fs.FS { return client }
 
 // contentSecurityPolicy allows only the page's own scripts and styles, so
-// that even a rendering bug cannot run script from a chat message, and
-// WebSockets to any host (a page may talk to chat servers on other ports).
+// that even a rendering bug cannot run script from a chat message,
+// WebSockets to any host (a page may talk to chat servers on other ports),
+// and images over https, for the members' avatars (chat.Identity.Avatar,
+// which the server's Authenticate sets, never a client).
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
-	"img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; " +
+	"img-src 'self' data: https:; connect-src 'self' ws: wss:; base-uri 'none'; " +
 	"form-action 'none'; frame-ancestors 'none'"
 
 // Handler returns a handler that serves the client, index.html at "/" and

@@ -98,16 +98,25 @@ func FreePort(t testing.TB) int {
 
 // Frame is any server frame of the chat protocol.
 type Frame struct {
-	Type     string   `json:"type"`
-	ID       string   `json:"id,omitempty"`
-	Username string   `json:"username,omitempty"`
-	Body     string   `json:"body,omitempty"`
-	To       string   `json:"to,omitempty"`
-	System   bool     `json:"system,omitempty"`
-	TS       int64    `json:"ts,omitempty"`
-	Users    []string `json:"users,omitempty"`
-	Messages []Frame  `json:"messages,omitempty"`
-	Error    string   `json:"error,omitempty"`
+	Type     string             `json:"type"`
+	ID       string             `json:"id,omitempty"`
+	Username string             `json:"username,omitempty"`
+	Display  string             `json:"display,omitempty"`
+	Avatar   string             `json:"avatar,omitempty"`
+	Body     string             `json:"body,omitempty"`
+	To       string             `json:"to,omitempty"`
+	System   bool               `json:"system,omitempty"`
+	TS       int64              `json:"ts,omitempty"`
+	Users    []string           `json:"users,omitempty"`
+	Profiles map[string]Profile `json:"profiles,omitempty"`
+	Messages []Frame            `json:"messages,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// Profile is a member's public profile in a users snapshot.
+type Profile struct {
+	Display string `json:"display,omitempty"`
+	Avatar  string `json:"avatar,omitempty"`
 }
 
 // Conn is a test client connection. Its methods fail the test from the
