@@ -31,17 +31,25 @@ func (c *countConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 // everyone, each joiner sent its users snapshot), and the clock stops when
 // the outbox has written everything. It shows the cost of encoding and
 // writing presence: a users snapshot re-encoded on every join would make
-// it grow with N².
+// it grow with N². With profiles, every member has a display name and an
+// avatar URL, which the snapshot carries too.
 func BenchmarkJoin(b *testing.B) {
 	for _, n := range []int{1000, 5000} {
-		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchJoin(b, n) })
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) { benchJoin(b, n, false) })
+	}
+	for _, n := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("members=%d/profiles", n), func(b *testing.B) { benchJoin(b, n, true) })
 	}
 }
 
-func benchJoin(b *testing.B, n int) {
+func benchJoin(b *testing.B, n int, profiles bool) {
 	names := make([]string, n)
+	profs := make([]Profile, n)
 	for i := range names {
 		names[i] = "user" + strconv.Itoa(i)
+		if profiles {
+			profs[i] = Profile{Display: "User Number " + strconv.Itoa(i), Avatar: "https://img.example/u/" + strconv.Itoa(i) + ".png"}
+		}
 	}
 	var cpu time.Duration
 	for b.Loop() {
@@ -53,7 +61,7 @@ func benchJoin(b *testing.B, n int) {
 			c.nc = &countConn{}
 			clients[i] = c
 			h.mu.Lock()
-			h.applyJoinLocked(name, nameKey(name), Profile{}, c)
+			h.applyJoinLocked(name, nameKey(name), profs[i], c)
 			h.mu.Unlock()
 		}
 		waitWritten(b, h, clients)
