@@ -60,6 +60,12 @@ type roomsConfig struct {
 	// ::1; see [webserver.HostNames].
 	Hosts []string
 
+	// Store keeps the messages of every chat server's room, named after
+	// its port ("port 8081"), so that a chat server started again on a port
+	// has that port's history, whatever its place in the start order. Nil
+	// means memory only.
+	Store chat.Store
+
 	// Logger is passed to every hub. Nil means [slog.Default].
 	Logger *slog.Logger
 }
@@ -163,7 +169,8 @@ func (a *rooms) start(port int) (serverInfo, error) {
 		served: make(chan error, 1),
 	}
 	s.hub = chat.NewHub(chat.Options{
-		Name:           s.info.Name,
+		Name:           fmt.Sprintf("port %d", port), // the room in the Store
+		Store:          a.cfg.Store,
 		OriginPatterns: quotePatterns(a.cfg.Origins),
 		AllowedHosts:   webserver.HostPatterns(a.cfg.Hosts...),
 		Logger:         a.cfg.Logger,

@@ -2,7 +2,7 @@
 // main server with a browser client that switches between them and can ask
 // for more.
 //
-//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-origin host:port,...] [-hosts name,...]
+//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-origin host:port,...] [-hosts name,...]
 //	go run ./examples/multiport [flags] custom PORT
 //
 // The first form serves the client on -addr and starts a chat server on
@@ -14,6 +14,13 @@
 // localhost, 127.0.0.1 and [::1]) and to -hosts, on any port, which
 // defeats DNS rebinding; other Host headers get 403. SIGINT or SIGTERM
 // closes every client with 1001 (going away) and exits.
+//
+// Each chat server's room keeps its messages under its port, "port 8081",
+// in the SQLite file -db, hubchat-multiport.db in the working directory
+// unless set, so that a chat server started again on a port, after a
+// restart or a crash, has that port's history. Several processes may
+// share the file (the main one and "custom" ones). -db "" or -db :memory:
+// keeps the messages in memory only.
 package main
 
 import (
@@ -26,11 +33,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/sqlitestore"
 )
 
 func main() {
@@ -57,6 +67,7 @@ type config struct {
 	allow   portRange
 	origins []string // extra origins
 	hosts   []string // extra host names
+	db      string   // SQLite file of the rooms; "" for memory only
 	custom  int      // if not 0: run only a chat server on this port
 }
 
@@ -77,6 +88,7 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	allow := fs.String("allow", "8083-8099", "`range` of ports the UI may start chat servers on")
 	origins := fs.String("origin", "", "comma-separated extra `host:port` origins whose pages may use the chat servers")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the servers answer to, besides those of -addr and -host")
+	fs.StringVar(&cfg.db, "db", "hubchat-multiport.db", "SQLite `file` that keeps each port's room across restarts; \"\" or :memory: keeps them in memory only")
 
 	var positional []string
 	for {
@@ -118,6 +130,9 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	}
 	cfg.origins = splitList(*origins)
 	cfg.hosts = splitList(*hosts)
+	if cfg.db == ":memory:" {
+		cfg.db = ""
+	}
 	return cfg, nil
 }
 
@@ -139,19 +154,33 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-addr: %w", err)
 	}
+	var store chat.Store
+	history := "in memory only"
+	if cfg.db != "" {
+		st, err := sqlitestore.Open(ctx, cfg.db, sqlitestore.Options{})
+		if err != nil {
+			return fmt.Errorf("-db: %w", err)
+		}
+		defer st.Close() // after the hubs' shutdown, which stores what is left
+		store = st
+		if history, err = filepath.Abs(cfg.db); err != nil {
+			history = cfg.db
+		}
+	}
 	if cfg.custom != 0 {
 		// The main UI runs elsewhere, by default at -addr: let its pages in.
 		port, err := strconv.Atoi(mainPort)
 		if err != nil || port == 0 {
 			return fmt.Errorf("-addr %q: custom needs the main server's port", cfg.addr)
 		}
-		app := newRooms(roomsConfigFor(cfg, port, mainHost))
+		app := newRooms(roomsConfigFor(cfg, port, mainHost, store))
 		info, err := app.start(cfg.custom)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "multiport: chat server %s at %s\n", info.Name, info.URL)
 		fmt.Fprintf(stdout, "  open the main UI (http://%s/), type %d into Port\n", cfg.addr, info.Port)
+		fmt.Fprintf(stdout, "  history: %s\n", history)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), webserver.ShutdownTimeout)
 		defer cancel()
@@ -162,7 +191,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app := newRooms(roomsConfigFor(cfg, webserver.Port(ln.Addr()), mainHost))
+	app := newRooms(roomsConfigFor(cfg, webserver.Port(ln.Addr()), mainHost, store))
 	hs := webserver.New(app.handler()) // the main server: the UI and /api/servers
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -190,6 +219,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  %s: %s\n", info.Name, info.URL)
 	}
 	fmt.Fprintf(stdout, "  the UI may start chat servers on ports %v\n", cfg.allow)
+	fmt.Fprintf(stdout, "  history: %s\n", history)
 
 	var serveErr error // Serve never returns nil
 	select {
@@ -201,11 +231,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 
 // roomsConfigFor returns the configuration of the chat servers for a main
 // UI served on mainPort of mainHost.
-func roomsConfigFor(cfg config, mainPort int, mainHost string) roomsConfig {
+func roomsConfigFor(cfg config, mainPort int, mainHost string, store chat.Store) roomsConfig {
 	return roomsConfig{
 		Host:    cfg.host,
 		Origins: append(originsOf(mainPort, mainHost, cfg.host), cfg.origins...),
 		Allow:   cfg.allow,
 		Hosts:   append(webserver.HostNames(mainHost, cfg.host), cfg.hosts...),
+		Store:   store,
 	}
 }

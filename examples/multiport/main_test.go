@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) { chattest.Main(m) }
 func TestParseArgs(t *testing.T) {
 	def := config{
 		addr: "localhost:8080", host: "localhost", servers: []int{8081, 8082},
-		allow: portRange{First: 8083, Last: 8099},
+		allow: portRange{First: 8083, Last: 8099}, db: "hubchat-multiport.db",
 	}
 	with := func(f func(*config)) config {
 		c := def
@@ -48,6 +49,9 @@ func TestParseArgs(t *testing.T) {
 			})},
 		{"no servers", []string{"-servers", ""}, with(func(c *config) { c.servers = nil })},
 		{"hosts", []string{"-hosts", "chat.example, 10.0.0.2,"}, with(func(c *config) { c.hosts = []string{"chat.example", "10.0.0.2"} })},
+		{"db", []string{"-db", "rooms.db"}, with(func(c *config) { c.db = "rooms.db" })},
+		{"no db", []string{"-db", ""}, with(func(c *config) { c.db = "" })},
+		{"memory", []string{"-db", ":memory:"}, with(func(c *config) { c.db = "" })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -334,7 +338,7 @@ func TestChatServers(t *testing.T) {
 // clients with 1001 and returns nil.
 func TestServe(t *testing.T) {
 	p1, p2 := chattest.FreePort(t), chattest.FreePort(t)
-	cfg, err := parseArgs([]string{"-addr", "127.0.0.1:0", "-host", "127.0.0.1",
+	cfg, err := parseArgs([]string{"-addr", "127.0.0.1:0", "-host", "127.0.0.1", "-db", filepath.Join(t.TempDir(), "rooms.db"),
 		"-servers", fmt.Sprintf("%d,%d", p1, p2)}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +374,7 @@ func TestServe(t *testing.T) {
 // main UI at -addr may use.
 func TestServeCustom(t *testing.T) {
 	port := chattest.FreePort(t)
-	cfg, err := parseArgs([]string{"-host", "127.0.0.1", "custom", strconv.Itoa(port)}, io.Discard)
+	cfg, err := parseArgs([]string{"-host", "127.0.0.1", "-db", filepath.Join(t.TempDir(), "rooms.db"), "custom", strconv.Itoa(port)}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,20 @@
 // Command static serves a single chat room and its browser client.
 //
-//	go run ./examples/static [-addr localhost:8080] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
+//	go run ./examples/static [-addr localhost:8080] [-db hubchat-static.db] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
 //
 // Open the printed URL in a few browser windows. GET / serves the client
-// (package webui) and /ws is the chat endpoint (?username=name). -rate
-// limits each connection to N messages per second (0: no limit) and
+// (package webui) and /ws is the chat endpoint (?username=name).
+//
+// The room's messages are kept in the SQLite file -db (package
+// sqlitestore), hubchat-static.db in the working directory unless set, so
+// that after a restart, even after a crash or kill -9, joiners get the
+// messages from before; the program prints the file's path at start.
+// -db "" or -db :memory: keeps them in memory only, for the life of the
+// process. A message is in the file within moments of being sent: the hub
+// writes what it accepts in the background, many messages per
+// transaction, and on shutdown writes what is left.
+//
+// -rate limits each connection to N messages per second (0: no limit) and
 // -history sets how many messages a joiner sees (0: none). The chat
 // endpoint answers only to the host names of -addr (for a loopback host:
 // localhost, 127.0.0.1 and [::1]) and to -hosts, on any port, which
@@ -33,12 +43,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/admin"
 	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/sqlitestore"
 	"github.com/hubchat/chat/webui"
 )
 
@@ -61,6 +73,7 @@ func main() {
 // config is the command line, parsed.
 type config struct {
 	addr  string
+	db    string // SQLite file of the history; "" for memory only
 	admin string // address of the moderation API; "" for none
 	opts  chat.Options
 }
@@ -71,6 +84,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("static", flag.ContinueOnError)
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "`host:port` to listen on (port 0 picks a free port)")
+	db := fs.String("db", "hubchat-static.db", "SQLite `file` that keeps the history across restarts; \"\" or :memory: keeps it in memory only")
 	rate := fs.Float64("rate", 20, "messages per second per connection; 0 turns the limit off")
 	history := fs.Int("history", 50, "messages of history a joiner receives; 0 turns history off")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the chat answers to, besides those of -addr")
@@ -91,7 +105,10 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 			names = append(names, h)
 		}
 	}
-	cfg := config{addr: *addr, admin: *adminAddr, opts: chat.Options{
+	if *db == ":memory:" {
+		*db = ""
+	}
+	cfg := config{addr: *addr, db: *db, admin: *adminAddr, opts: chat.Options{
 		Name: "lobby", RateLimit: *rate, HistorySize: *history,
 		AllowedHosts: webserver.HostPatterns(names...),
 	}}
@@ -106,6 +123,21 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 
 // run serves the chat until ctx is done, then shuts it down gracefully.
 func run(ctx context.Context, cfg config, stdout io.Writer) error {
+	history := "in memory only"
+	if cfg.db != "" {
+		// The room's messages in a SQLite file, which the hub reads its
+		// history and last message ID from at start.
+		st, err := sqlitestore.Open(ctx, cfg.db, sqlitestore.Options{})
+		if err != nil {
+			return fmt.Errorf("-db: %w", err)
+		}
+		defer st.Close() // after hub.Shutdown below, which stores what is left
+		cfg.opts.Store = st
+		if history, err = filepath.Abs(cfg.db); err != nil {
+			history = cfg.db
+		}
+	}
+
 	// Listen first, so that the printed URL has the real port.
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -130,6 +162,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	host, _, _ := net.SplitHostPort(cfg.addr)
 	fmt.Fprintf(stdout, "static chat: open %s (WebSocket %s)\n",
 		webserver.URL("http", host, ln.Addr(), "/"), webserver.URL("ws", host, ln.Addr(), "/ws"))
+	fmt.Fprintf(stdout, "  history: %s\n", history)
 
 	if adminLn != nil {
 		adminSrv := webserver.New(admin.Handler(hub))
@@ -149,7 +182,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer cancel()
 	// The hub first: it closes every WebSocket with 1001 (going away) and
 	// waits for them, which http.Server.Shutdown does not do for hijacked
-	// connections. Then the HTTP servers, which ends their Serve.
+	// connections. Then the HTTP servers, which end their Serve.
 	errs := []error{serveErr, hub.Shutdown(sctx)}
 	for _, s := range servers {
 		errs = append(errs, s.Shutdown(sctx))

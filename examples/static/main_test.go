@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +27,18 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want config
 	}{
-		{"defaults", nil, config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
-		{"set", []string{"-addr", ":9000", "-rate", "2.5", "-history", "10", "-hosts", "chat.example, 10.0.0.2"},
-			config{addr: ":9000", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
+		{"defaults", nil, config{addr: "localhost:8080", db: "hubchat-static.db",
+			opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
+		{"set", []string{"-addr", ":9000", "-db", "/var/lib/chat.db", "-rate", "2.5", "-history", "10", "-hosts", "chat.example, 10.0.0.2"},
+			config{addr: ":9000", db: "/var/lib/chat.db", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
 				AllowedHosts: webserver.HostPatterns(append(webserver.HostNames(""), "chat.example", "10.0.0.2")...)}}},
-		{"off", []string{"-rate", "0", "-history", "0"},
+		{"off", []string{"-rate", "0", "-history", "0", "-db", ""},
 			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1, AllowedHosts: loopback}}},
+		{"memory", []string{"-db", ":memory:"},
+			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 		{"admin", []string{"-admin", "localhost:8081"},
-			config{addr: "localhost:8080", admin: "localhost:8081", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
+			config{addr: "localhost:8080", db: "hubchat-static.db", admin: "localhost:8081",
+				opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,15 +195,16 @@ func TestHistoryOff(t *testing.T) {
 // run's result arrives on.
 func startServe(t *testing.T, ctx context.Context, args ...string) (page string, done <-chan error) {
 	t.Helper()
-	page, _, done = startServeArgs(t, ctx, 1, args...)
+	page, _, done = startServeArgs(t, ctx, 2, args...)
 	return page, done
 }
 
 // startServeArgs is startServe for a run that prints n lines; it returns
-// them after the first.
+// them after the first. The history is in a new file unless args has -db.
 func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (page string, more []string, done <-chan error) {
 	t.Helper()
-	cfg, err := parseFlags(append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
+	args = append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "chat.db")}, args...)
+	cfg, err := parseFlags(args, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,11 +237,11 @@ func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (p
 func TestServeAdmin(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	page, more, done := startServeArgs(t, ctx, 2, "-admin", "127.0.0.1:0")
+	page, more, done := startServeArgs(t, ctx, 3, "-admin", "127.0.0.1:0")
 	// "moderation: curl -d user=NAME http://127.0.0.1:PORT/kick"
-	kick := more[0][strings.LastIndex(more[0], " ")+1:]
+	kick := more[1][strings.LastIndex(more[1], " ")+1:]
 	if !strings.HasPrefix(kick, "http://127.0.0.1:") || !strings.HasSuffix(kick, "/kick") || strings.Contains(kick, ":0/") {
-		t.Fatalf("printed %q, want the admin URL", more[0])
+		t.Fatalf("printed %q, want the admin URL", more[1])
 	}
 	alice := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
 	resp, err := http.PostForm(kick, map[string][]string{"user": {"alice"}, "reason": {"testing"}})
@@ -258,7 +264,7 @@ func TestServeAdmin(t *testing.T) {
 	}
 
 	// Only on a loopback address.
-	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-admin", "0.0.0.0:0"}, io.Discard)
+	cfg, err := parseFlags([]string{"-addr", "127.0.0.1:0", "-db", "", "-admin", "0.0.0.0:0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -187,6 +187,21 @@ func (c *Conn) Read() (Frame, error) {
 	return f, err
 }
 
+// SayEchoed sends each of bodies as a public message and waits for its
+// echo; it returns the ID of the last.
+func (c *Conn) SayEchoed(bodies ...string) (id string) {
+	c.t.Helper()
+	for _, b := range bodies {
+		c.Say(b)
+		f := c.ReadUntil("message")
+		if f.Body != b {
+			c.t.Fatalf("sent %q, then got %+v", b, f)
+		}
+		id = f.ID
+	}
+	return id
+}
+
 // ReadUntil reads frames until one of type typ and returns it, failing the
 // test if the connection ends first.
 func (c *Conn) ReadUntil(typ string) Frame {
@@ -216,6 +231,15 @@ func (c *Conn) CloseCode() int {
 		}
 		c.t.Fatalf("connection ended without a close frame: %v", err)
 	}
+}
+
+// Bodies returns the bodies of messages, e.g. a history frame's.
+func Bodies(msgs []Frame) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Body)
+	}
+	return out
 }
 
 // WSURL turns an http:// URL into a ws:// one.
