@@ -399,8 +399,9 @@ func TestServeCustom(t *testing.T) {
 	}
 }
 
-// startServe runs run in a goroutine and returns its first two lines of
-// output, a channel with its result, and the function that stops it.
+// startServe runs run in a goroutine and returns its lines of output up
+// to the last, "  history: ...", printed once every chat server runs, a
+// channel with its result, and the function that stops it.
 func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -414,7 +415,7 @@ func startServe(t *testing.T, cfg config) ([]string, <-chan error, context.Cance
 	}()
 	r := bufio.NewReader(out)
 	var lines []string
-	for range 2 {
+	for len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "  history: ") {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			cancel()
