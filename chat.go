@@ -318,6 +318,7 @@ type client struct {
 	// Owned by h.mu.
 	member *member    // the member c is a connection of, once joined
 	res    *resumeReq // what it asks for to resume, until its join
+	token  string     // its upload token, once joined with uploads on
 
 	// Owned by h.out.mu.
 	w writeSide
@@ -413,6 +414,12 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 	if c.id != nil && c.id.Name != valid {
 		c.id.Name = valid // the member's, in its case
 	}
+	if h.opts.Files != nil {
+		h.mu.Lock()
+		up := h.grantUploadLocked(c)
+		h.mu.Unlock()
+		h.out.send(up, c)
+	}
 	if first && h.opts.OnJoin != nil {
 		h.opts.OnJoin(h, c.identity())
 	}
@@ -458,6 +465,11 @@ func (c *client) closeConn() {
 func (c *client) end() {
 	h := c.h
 	c.leave()
+	if c.token != "" {
+		h.mu.Lock()
+		delete(h.tokens, c.token)
+		h.mu.Unlock()
+	}
 	h.out.release(c)
 	c.nc.Close()
 	if c.pl != nil {
@@ -674,24 +686,36 @@ func (c *client) handle(data []byte) error {
 		h.out.send(page, c)
 		return nil
 	}
-	m := &Message{Username: name, Body: *f.Body}
+	m := &Message{Username: name}
+	if f.Body != nil {
+		m.Body = *f.Body
+	}
 	if f.To != nil {
 		if m.To = strings.TrimSpace(*f.To); m.To == "" {
 			return errors.New("empty recipient")
 		}
 	}
-	if err := validateBody(m.Body, h.opts.MaxBodyBytes); err != nil {
+	withFile := f.File != nil
+	if err := validateMessageBody(&m.Body, withFile, h.opts.MaxBodyBytes); err != nil {
 		return err
 	}
 	if err := h.mutedErr(name); err != nil {
 		return err
 	}
+	if withFile {
+		file, err := h.attachment(name, *f.File)
+		if err != nil {
+			return err
+		}
+		m.File = file
+	}
 	if h.opts.OnMessage != nil {
+		file := m.File
 		if err := h.opts.OnMessage(h, c.identity(), m); err != nil {
 			return err
 		}
-		m.Username, m.ID, m.System, m.Time = name, "", false, time.Time{}
-		if err := validateBody(m.Body, h.opts.MaxBodyBytes); err != nil {
+		m.Username, m.ID, m.System, m.Time, m.File = name, "", false, time.Time{}, file
+		if err := validateMessageBody(&m.Body, withFile, h.opts.MaxBodyBytes); err != nil {
 			return err
 		}
 	}

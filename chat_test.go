@@ -45,6 +45,19 @@ type frame struct {
 	Resume   *bool              `json:"resume,omitempty"`
 	Before   string             `json:"before,omitempty"`
 	Error    string             `json:"error,omitempty"`
+	File     *fileObj           `json:"file,omitempty"`
+	URL      string             `json:"url,omitempty"`   // upload
+	Token    string             `json:"token,omitempty"` // upload
+	Max      int64              `json:"max,omitempty"`   // upload
+}
+
+// fileObj is a file as messages and the upload response carry it.
+type fileObj struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Type string `json:"type"`
+	URL  string `json:"url"`
 }
 
 // profile is a member's public profile in a users snapshot.

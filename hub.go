@@ -53,6 +53,7 @@ type Hub struct {
 	pl          *poller               // idle connections' poller, started on first use
 	plTried     bool                  // a poller was started, or could not be
 	bans, mutes map[string]Moderation // in force, by name key (see moderate.go); nil: none
+	tokens      map[string]*client    // upload tokens of the members' connections (see upload.go)
 
 	nMutes atomic.Int32 // len(mutes), for the message path to read without mu
 }
@@ -87,6 +88,8 @@ type member struct {
 	id    *Identity
 	conns []*client
 	one   [1]*client // conns' array while it has one
+
+	uploads *bucket // its upload rate, once it has uploaded (see upload.go)
 
 	prev, next *member
 }
@@ -127,6 +130,7 @@ func NewHub(opts Options) *Hub {
 		conns:   make(map[*client]struct{}),
 		members: make(map[string]*member),
 		pending: make(map[string]*claim),
+		tokens:  make(map[string]*client),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.mem.init(&h.opts)
@@ -700,7 +704,7 @@ func (h *Hub) applyLeaveLocked(key string) {
 // ones make the history. It never blocks: a client that falls SendQueue
 // messages behind is disconnected instead.
 func (h *Hub) applyMessageLocked(m *Message) {
-	obj := appendMessageJSON(nil, m)
+	obj := appendMessageJSON(nil, m, h.opts.FilesURL)
 	id := h.seq // publish has just assigned it
 	if h.link != nil {
 		id, _ = strconv.ParseUint(m.ID, 10, 64)

@@ -31,6 +31,10 @@ type Message struct {
 	// Time is when the hub accepted the message; on the wire it is "ts",
 	// in Unix milliseconds.
 	Time time.Time
+	// File is the message's attachment, a file its sender uploaded to
+	// the room (see [Hub.FilesHandler]), or nil for none. A message with a
+	// file may have an empty Body.
+	File *File
 }
 
 // Wire type strings.
@@ -41,6 +45,7 @@ const (
 	typeUsers   = "users"
 	typeHistory = "history"
 	typeError   = "error"
+	typeUpload  = "upload"
 )
 
 // MaxUsernameRunes is the longest username, in characters (runes), after
@@ -72,6 +77,11 @@ const (
 	errTextBefore             = `history needs "before": the id of a message`
 	errTextLimit              = "invalid limit: want a whole number of at least 1 (at most 100 messages are sent)"
 	errTextHistoryUnavailable = "history temporarily unavailable, try again"
+
+	errTextFilesOff         = "file sharing is off in this room"
+	errTextNoFile           = "no such file %s: attach a file you uploaded to this room"
+	errTextFilesUnavailable = "files temporarily unavailable, try again"
+	errTextUploadRate       = "upload rate exceeded: slow down (at most %g uploads a minute)"
 )
 
 // Sentinel errors. Client-facing ones double as the text of error frames,
@@ -107,6 +117,7 @@ type clientFrame struct {
 	Username *string         `json:"username"`
 	Body     *string         `json:"body"`
 	To       *string         `json:"to"`
+	File     *string         `json:"file"`   // message: the ID of an attachment
 	Since    json.RawMessage `json:"since"`  // join: the last message ID seen
 	Before   json.RawMessage `json:"before"` // history: page before this ID
 	Limit    json.RawMessage `json:"limit"`  // history: page size
@@ -137,7 +148,7 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 			return clientFrame{}, fmt.Errorf("join needs a username")
 		}
 	case typeMessage:
-		if f.Body == nil {
+		if f.Body == nil && f.File == nil {
 			return clientFrame{}, errors.New(errTextEmptyBody)
 		}
 	case typeHistory:
@@ -287,6 +298,17 @@ func validateBody(body string, maxBytes int) error {
 	return nil
 }
 
+// validateMessageBody checks the body of a message from a client, which
+// may be empty if it has a file; a body of white space only is then made
+// empty.
+func validateMessageBody(body *string, withFile bool, maxBytes int) error {
+	if withFile && strings.TrimSpace(*body) == "" {
+		*body = ""
+		return nil
+	}
+	return validateBody(*body, maxBytes)
+}
+
 // maxEchoRunes is how many characters of a value a client sent an error
 // text repeats; [quote] cuts the rest.
 const maxEchoRunes = 32
@@ -345,8 +367,9 @@ func publicText(err error) string {
 // Server events are encoded by hand: each is built once per event and
 // framed once for all recipients, and the fields are few and fixed.
 
-// appendMessageJSON appends the wire object of a message event.
-func appendMessageJSON(b []byte, m *Message) []byte {
+// appendMessageJSON appends the wire object of a message event; the URL
+// of its file, if any, is filesURL followed by the file's ID.
+func appendMessageJSON(b []byte, m *Message, filesURL string) []byte {
 	b = append(b, `{"type":"message","id":`...)
 	b = appendJSONString(b, m.ID)
 	b = append(b, `,"username":`...)
@@ -360,8 +383,28 @@ func appendMessageJSON(b []byte, m *Message) []byte {
 	if m.System {
 		b = append(b, `,"system":true`...)
 	}
+	if m.File != nil {
+		b = append(b, `,"file":`...)
+		b = appendFileJSON(b, m.File, filesURL)
+	}
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, m.Time.UnixMilli(), 10)
+	return append(b, '}')
+}
+
+// appendFileJSON appends the wire object of f, whose URL is filesURL
+// followed by its ID.
+func appendFileJSON(b []byte, f *File, filesURL string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, f.ID)
+	b = append(b, `,"name":`...)
+	b = appendJSONString(b, f.Name)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, f.Size, 10)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, f.Type)
+	b = append(b, `,"url":`...)
+	b = appendJSONString(b, filesURL+f.ID)
 	return append(b, '}')
 }
 

@@ -150,7 +150,9 @@ type Options struct {
 
 	// OnMessage, if set, is called for each valid message a client sends,
 	// before it is published, with the identity of the connection that
-	// sent it. It may rewrite m.Body (the result is validated again). A
+	// sent it. It may rewrite m.Body (the result is validated again);
+	// m.File, the attachment if any, is checked already, and changes to
+	// it are ignored. A
 	// non-nil error rejects the message: the sender gets an error frame
 	// with the error's text and nothing is published. It runs on the
 	// sender's goroutine, outside the hub's lock. ID and Time are not set
@@ -193,6 +195,39 @@ type Options struct {
 	// 100-byte bodies. Without a Store, resume reaches back that far.
 	ResumeLimit int
 
+	// Files, if set, keeps the files that members upload to share them in
+	// messages; see [Hub.FilesHandler], which serves uploads and downloads,
+	// and [DirFiles], which keeps files in a directory. Nil means file
+	// sharing is off: the files handler answers 404 and a message with a
+	// file gets an error frame. The hub never deletes files. Files of
+	// stored messages stay available with the history as long as the
+	// FileStore keeps them (with DirFiles, the directory).
+	Files FileStore
+
+	// FilesURL is where clients find the files handler: the prefix of
+	// every file's "url" (followed by its ID) and the URL uploads are
+	// POSTed to, relative to the WebSocket endpoint's URL (taken as
+	// http:// or https://) or absolute. Zero means "files/": the handler
+	// mounted at "files/" beside the Server, e.g. /files/ for /ws and
+	// /lobby/files/ for /lobby/ws. It should end in "/".
+	FilesURL string
+
+	// MaxUploadBytes caps one uploaded file, in bytes. A larger upload is
+	// refused with 413 and nothing of it is stored. Zero means 10 MiB.
+	MaxUploadBytes int64
+
+	// UploadRate is how many files per second one member may upload, on
+	// average; UploadBurst more may come at once. An upload over the
+	// limit gets 429 (Too Many Requests) and nothing is stored. The limit
+	// is per member (all of its connections together), for as long as it
+	// is a member. Zero means 0.2 (one every 5 s, 12 a minute); a
+	// negative value turns the limit off.
+	UploadRate float64
+
+	// UploadBurst is the token-bucket depth of the upload rate, in files.
+	// Zero means 5.
+	UploadBurst int
+
 	// Logger receives lifecycle events at Debug and unexpected failures at
 	// Warn, never one line per message. Nil means [slog.Default].
 	Logger *slog.Logger
@@ -212,6 +247,10 @@ const (
 	defaultWriteTimeout = 10 * time.Second
 	defaultJoinTimeout  = 10 * time.Second
 	defaultSystemName   = "system"
+	defaultFilesURL     = "files/"
+	defaultMaxUpload    = 10 << 20
+	defaultUploadRate   = 0.2
+	defaultUploadBurst  = 5
 )
 
 // withDefaults returns a copy of o with every zero field replaced by its
@@ -269,6 +308,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SystemName == "" {
 		o.SystemName = defaultSystemName
+	}
+	if o.FilesURL == "" {
+		o.FilesURL = defaultFilesURL
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = defaultMaxUpload
+	}
+	if o.UploadRate == 0 {
+		o.UploadRate = defaultUploadRate
+	}
+	if o.UploadBurst <= 0 {
+		o.UploadBurst = defaultUploadBurst
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

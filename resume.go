@@ -89,10 +89,12 @@ type recent struct {
 	last      uint64 // the room's greatest message ID known
 	histMsg   []byte // the cached history payload; nil when stale
 	staleMsg  []byte // the same with "resume":false
+	filesURL  string // Options.FilesURL, for encoding
 }
 
 func (r *recent) init(o *Options) {
 	r.hist = o.HistorySize
+	r.filesURL = o.FilesURL
 	r.pub.size = max(o.HistorySize, o.ResumeLimit)
 	r.priv.size = o.ResumeLimit
 }
@@ -119,7 +121,7 @@ func (r *recent) sync(history []Message) {
 	r.priv.reset()
 	for _, m := range history[max(0, len(history)-r.pub.size):] {
 		id, _ := strconv.ParseUint(m.ID, 10, 64)
-		r.pub.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m)})
+		r.pub.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, r.filesURL)})
 		r.last = max(r.last, id)
 	}
 	r.base, r.pending = r.last, true
@@ -242,14 +244,14 @@ func trim(items []item, n int, fromStart bool) []item {
 }
 
 // encodeItems encodes messages read from the Store.
-func encodeItems(msgs []Message) ([]item, error) {
+func encodeItems(msgs []Message, filesURL string) ([]item, error) {
 	out := make([]item, len(msgs))
 	for i := range msgs {
 		id, err := strconv.ParseUint(msgs[i].ID, 10, 64)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = item{id, appendMessageJSON(nil, &msgs[i])}
+		out[i] = item{id, appendMessageJSON(nil, &msgs[i], filesURL)}
 	}
 	return out, nil
 }
@@ -288,7 +290,7 @@ func (h *Hub) prepareResume(name, since string) *resumeReq {
 	defer cancel()
 	msgs, err := h.opts.Store.After(ctx, h.opts.Name, name, strconv.FormatUint(id, 10), h.opts.ResumeLimit+1)
 	if err == nil && len(msgs) <= h.opts.ResumeLimit {
-		r.stored, err = encodeItems(msgs)
+		r.stored, err = encodeItems(msgs, h.opts.FilesURL)
 		r.read = err == nil
 	}
 	if err != nil && !errors.Is(err, ErrNotRetained) && h.ctx.Err() == nil {
@@ -357,7 +359,7 @@ func (h *Hub) page(name string, before uint64, limit int) ([]byte, error) {
 		msgs, err := st.Before(ctx, h.opts.Name, name, strconv.FormatUint(before, 10), limit)
 		cancel()
 		if err == nil {
-			stored, err = encodeItems(msgs)
+			stored, err = encodeItems(msgs, h.opts.FilesURL)
 		}
 		if err != nil {
 			if h.ctx.Err() == nil {

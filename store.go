@@ -258,7 +258,7 @@ func (h *Hub) loadStore() {
 			h.log.Warn("chat: invalid message id in the store", "id", m.ID)
 			continue
 		}
-		h.mem.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m)})
+		h.mem.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, h.opts.FilesURL)})
 	}
 }
 
