@@ -11,7 +11,7 @@ import (
 // schemaVersion is the version of the tables this package uses. Open
 // creates them, or upgrades older ones, and records the version in the
 // table hubchat_schema.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] takes the schema from version i to version i+1.
 var migrations = []string{
@@ -44,6 +44,14 @@ var migrations = []string{
 		room    text   PRIMARY KEY,
 		trimmed bigint NOT NULL
 	);`,
+	// 2: Message.File, the attachment, in four columns, NULL for a
+	// message without one. Adding nullable columns without a default
+	// changes only the catalog: existing rows are not rewritten.
+	`ALTER TABLE hubchat_messages
+		ADD COLUMN IF NOT EXISTS file_id   text,
+		ADD COLUMN IF NOT EXISTS file_name text,
+		ADD COLUMN IF NOT EXISTS file_size bigint,
+		ADD COLUMN IF NOT EXISTS file_type text;`,
 }
 
 // migrateLock is the key of the advisory lock that serializes Opens of

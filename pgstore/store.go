@@ -89,6 +89,10 @@ func (s *Store) Append(ctx context.Context, room string, msgs []chat.Message) er
 		times     = make([]time.Time, len(msgs))
 		userKeys  = make([]string, len(msgs))
 		toKeys    = make([]string, len(msgs))
+		fileIDs   = make([]*string, len(msgs)) // nil: no file
+		fileNames = make([]*string, len(msgs))
+		fileSizes = make([]*int64, len(msgs))
+		fileTypes = make([]*string, len(msgs))
 		err       error
 		appendErr = func(err error) error { return fmt.Errorf("pgstore: append to room %q: %w", room, err) }
 	)
@@ -101,8 +105,12 @@ func (s *Store) Append(ctx context.Context, room string, msgs []chat.Message) er
 		if m.To != "" {
 			toKeys[i] = chat.NameKey(m.To)
 		}
+		if f := m.File; f != nil {
+			fileIDs[i], fileNames[i], fileSizes[i], fileTypes[i] = &f.ID, &f.Name, &f.Size, &f.Type
+		}
 	}
-	if _, err := s.pool.Exec(ctx, appendSQL, room, ids, users, bodies, tos, systems, times, userKeys, toKeys); err != nil {
+	if _, err := s.pool.Exec(ctx, appendSQL, room, ids, users, bodies, tos, systems, times, userKeys, toKeys,
+		fileIDs, fileNames, fileSizes, fileTypes); err != nil {
 		return appendErr(err)
 	}
 	return nil
@@ -113,10 +121,13 @@ func (s *Store) Append(ctx context.Context, room string, msgs []chat.Message) er
 // the same order and cannot deadlock: the later one waits for the earlier
 // to commit and skips what it inserted.
 const appendSQL = `
-INSERT INTO hubchat_messages (room, id, username, body, recipient, system, ts, username_key, recipient_key)
-SELECT $1, m.id, m.username, m.body, m.recipient, m.system, m.ts, m.username_key, m.recipient_key
-FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::boolean[], $7::timestamptz[], $8::text[], $9::text[])
-	AS m(id, username, body, recipient, system, ts, username_key, recipient_key)
+INSERT INTO hubchat_messages (room, id, username, body, recipient, system, ts, username_key, recipient_key,
+	file_id, file_name, file_size, file_type)
+SELECT $1, m.id, m.username, m.body, m.recipient, m.system, m.ts, m.username_key, m.recipient_key,
+	m.file_id, m.file_name, m.file_size, m.file_type
+FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::boolean[], $7::timestamptz[], $8::text[], $9::text[],
+	$10::text[], $11::text[], $12::bigint[], $13::text[])
+	AS m(id, username, body, recipient, system, ts, username_key, recipient_key, file_id, file_name, file_size, file_type)
 WHERE m.id > coalesce((SELECT trimmed FROM hubchat_rooms WHERE room = $1), -1)
 ORDER BY m.id
 ON CONFLICT (room, id) DO NOTHING`
@@ -127,7 +138,7 @@ func (s *Store) Latest(ctx context.Context, room string, n int) ([]chat.Message,
 		return nil, nil
 	}
 	rows, _ := s.pool.Query(ctx, `
-		SELECT id, username, body, recipient, system, ts FROM hubchat_messages
+		SELECT `+columns+` FROM hubchat_messages
 		WHERE room = $1 AND recipient = ''
 		ORDER BY id DESC LIMIT $2`, room, n)
 	msgs, err := pgx.CollectRows(rows, scanMessage)
@@ -215,7 +226,7 @@ func (s *Store) Before(ctx context.Context, room, user, before string, n int) ([
 // is read from its own index.
 func visibleSQL(cmp, dir string) string {
 	kind := func(where string) string {
-		return `(SELECT id, username, body, recipient, system, ts FROM hubchat_messages
+		return `(SELECT ` + columns + ` FROM hubchat_messages
 			WHERE room = $1 AND id ` + cmp + ` $2 AND ` + where + `
 			ORDER BY id ` + dir + ` LIMIT $4)`
 	}
@@ -274,17 +285,26 @@ func (s *Store) Trim(ctx context.Context, t time.Time) (int64, error) {
 	return n, nil
 }
 
-// scanMessage scans the columns id, username, body, recipient, system, ts.
+// columns are those of a [chat.Message], in the order scanMessage reads
+// them.
+const columns = `id, username, body, recipient, system, ts, file_id, file_name, file_size, file_type`
+
+// scanMessage scans the columns.
 func scanMessage(row pgx.CollectableRow) (chat.Message, error) {
 	var (
-		m    chat.Message
-		id   int64
-		body []byte
+		m                 chat.Message
+		id                int64
+		body              []byte
+		fileID, name, typ *string
+		size              *int64
 	)
-	if err := row.Scan(&id, &m.Username, &body, &m.To, &m.System, &m.Time); err != nil {
+	if err := row.Scan(&id, &m.Username, &body, &m.To, &m.System, &m.Time, &fileID, &name, &size, &typ); err != nil {
 		return chat.Message{}, err
 	}
 	m.ID, m.Body = strconv.FormatInt(id, 10), string(body)
+	if fileID != nil && name != nil && size != nil && typ != nil {
+		m.File = &chat.File{ID: *fileID, Name: *name, Size: *size, Type: *typ}
+	}
 	return m, nil
 }
 

@@ -397,8 +397,8 @@ func TestOpen(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	var version int
-	if err := conn.QueryRow(ctx, `SELECT version FROM hubchat_schema`).Scan(&version); err != nil || version != 1 {
-		t.Errorf("schema version %d, %v; want 1", version, err)
+	if err := conn.QueryRow(ctx, `SELECT version FROM hubchat_schema`).Scan(&version); err != nil || version != 2 {
+		t.Errorf("schema version %d, %v; want 2", version, err)
 	}
 	if _, err := conn.Exec(ctx, `UPDATE hubchat_schema SET version = 99`); err != nil {
 		t.Fatal(err)
@@ -421,5 +421,67 @@ func TestOpen(t *testing.T) {
 		if err == nil {
 			s.Close()
 		}
+	}
+}
+
+// schemaV1 is the schema that the first version of the package created
+// (hubchat_schema version 1), kept as it was for TestMigrateV1, with two
+// messages.
+const schemaV1 = `
+CREATE TABLE hubchat_schema (version integer NOT NULL);
+INSERT INTO hubchat_schema VALUES (1);
+CREATE TABLE hubchat_messages (
+	room          text        NOT NULL,
+	id            bigint      NOT NULL,
+	username      text        NOT NULL,
+	body          bytea       NOT NULL,
+	recipient     text        NOT NULL,
+	system        boolean     NOT NULL,
+	ts            timestamptz NOT NULL,
+	username_key  text        NOT NULL,
+	recipient_key text        NOT NULL,
+	PRIMARY KEY (room, id)
+);
+CREATE INDEX hubchat_messages_public ON hubchat_messages (room, id) WHERE recipient = '';
+CREATE INDEX hubchat_messages_sender ON hubchat_messages (room, username_key, id) WHERE recipient <> '';
+CREATE INDEX hubchat_messages_recipient ON hubchat_messages (room, recipient_key, id) WHERE recipient <> '';
+CREATE INDEX hubchat_messages_ts ON hubchat_messages USING brin (ts);
+CREATE TABLE hubchat_rooms (room text PRIMARY KEY, trimmed bigint NOT NULL);
+INSERT INTO hubchat_messages VALUES
+	('r', 1, 'alice', 'before the upgrade', '', false, '2026-01-02 03:04:05.124456Z', 'ALICE', ''),
+	('r', 2, 'bob', 'psst', 'alice', false, '2026-01-02 03:04:05.125456Z', 'BOB', 'ALICE');
+`
+
+// TestMigrateV1: tables of schema version 1, from before attachments, are
+// migrated in place when the store opens: the old messages read back
+// without a file, and messages with files are kept from then on.
+func TestMigrateV1(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := testContext(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, schemaV1); err != nil {
+		t.Fatal(err)
+	}
+	s := openDSN(t, dsn)
+	with := msg(3, "alice", "")
+	with.Body = ""
+	with.File = &chat.File{ID: "Q2ZJ7UXM4V3K5N6P2RSTAB7CDE", Name: "cat.png", Size: 42, Type: "image/png"}
+	mustAppend(t, s, "r", with)
+	got, err := s.After(ctx, "r", "alice", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old1, old2 := msg(1, "alice", ""), msg(2, "bob", "alice")
+	old1.Body, old2.Body = "before the upgrade", "psst"
+	if diff := cmp.Diff([]chat.Message{old1, old2, with}, got); diff != "" {
+		t.Errorf("after the migration (-want +got):\n%s", diff)
+	}
+	var version int
+	if err := conn.QueryRow(ctx, `SELECT version FROM hubchat_schema`).Scan(&version); err != nil || version != 2 {
+		t.Errorf("schema version %d, %v; want 2", version, err)
 	}
 }

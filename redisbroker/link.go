@@ -148,7 +148,11 @@ func (l *link) Publish(ctx context.Context, m chat.Message) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	payload, err := json.Marshal(wireMessage{User: m.Username, Body: m.Body, To: m.To, System: m.System})
+	w := wireMessage{User: m.Username, Body: m.Body, To: m.To, System: m.System}
+	if f := m.File; f != nil {
+		w.File = &wireFile{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type}
+	}
+	payload, err := json.Marshal(w)
 	if err != nil {
 		return err
 	}
@@ -548,10 +552,19 @@ func (l *link) forward(w wireEvent) {
 
 // wireMessage is a message as published, without its id and time.
 type wireMessage struct {
-	User   string `json:"u"`
-	Body   string `json:"b"`
-	To     string `json:"to,omitempty"`
-	System bool   `json:"sys,omitempty"`
+	User   string    `json:"u"`
+	Body   string    `json:"b"`
+	To     string    `json:"to,omitempty"`
+	System bool      `json:"sys,omitempty"`
+	File   *wireFile `json:"f,omitempty"`
+}
+
+// wireFile is a message's attachment as published.
+type wireFile struct {
+	ID   string `json:"i"`
+	Name string `json:"n"`
+	Size int64  `json:"s"`
+	Type string `json:"t"`
 }
 
 // wireProfile is a member's public profile as published.
@@ -613,14 +626,18 @@ func (w *wireEvent) event() chat.Event {
 	case "l":
 		return chat.Event{Kind: chat.EventLeave, Username: w.User}
 	case "m":
-		return chat.Event{Kind: chat.EventMessage, Message: chat.Message{
+		m := chat.Message{
 			ID:       strconv.FormatInt(w.Seq, 10),
 			Username: w.Msg.User,
 			Body:     w.Msg.Body,
 			To:       w.Msg.To,
 			System:   w.Msg.System,
 			Time:     time.UnixMilli(w.Time),
-		}}
+		}
+		if f := w.Msg.File; f != nil {
+			m.File = &chat.File{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type}
+		}
+		return chat.Event{Kind: chat.EventMessage, Message: m}
 	case "x":
 		for act, name := range modActions {
 			if name == w.Action {

@@ -205,6 +205,33 @@ func TestSnapshotAndHistory(t *testing.T) {
 	vc.wait(t, "erin", func(v *view) bool { return slices.Contains(v.users, "erin") })
 }
 
+// TestAttachments: a message's file travels to every link, and with the
+// history to a link that arrives later.
+func TestAttachments(t *testing.T) {
+	s := startRedis(t)
+	a, _ := open(t, newBroker(t, s, testOptions(t)), "room")
+	_, vb := open(t, newBroker(t, s, testOptions(t)), "room")
+	if err := a.Join(ctxT(t), "alice", chat.Profile{}); err != nil {
+		t.Fatal(err)
+	}
+	file := &chat.File{ID: "Q2ZJ7UXM4V3K5N6P2RSTAB7CDE", Name: `Zoë's "cat" 🐈.png`, Size: 1<<33 + 7, Type: "image/png"}
+	if err := a.Publish(ctxT(t), chat.Message{Username: "alice", File: file}); err != nil {
+		t.Fatal(err)
+	}
+	vb.wait(t, "the message", func(v *view) bool { return len(v.msgs) == 1 })
+	_, msgs, _ := vb.state()
+	if diff := cmp.Diff(file, msgs[0].File); diff != "" || msgs[0].Body != "" {
+		t.Errorf("delivered file (-want +got):\n%s", diff)
+	}
+	_, vc := open(t, newBroker(t, s, testOptions(t)), "room")
+	vc.mu.Lock()
+	hist := vc.history
+	vc.mu.Unlock()
+	if len(hist) != 1 || !cmp.Equal(file, hist[0].File) {
+		t.Errorf("snapshot history %+v, want the message with its file", hist)
+	}
+}
+
 func TestPrivateMessages(t *testing.T) {
 	s := startRedis(t)
 	a, va := open(t, newBroker(t, s, testOptions(t)), "room")

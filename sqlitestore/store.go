@@ -41,10 +41,11 @@ type Options struct {
 }
 
 // schemaVersion is the PRAGMA user_version that this package writes and
-// reads. A later version migrates up from each earlier one in Open.
-const schemaVersion = 1
+// reads. Open migrates a file of an earlier version up, one step at a
+// time (see migrations), in one transaction.
+const schemaVersion = 2
 
-// schema creates version 1. Messages are clustered by (room, id), so that
+// schema creates version 1; migrations take it on from there. Messages are clustered by (room, id), so that
 // reads of a room in ID order are range scans; the partial indexes serve
 // the three kinds of rows a user's reads take: public ones, and private
 // ones by sender key and by recipient key.
@@ -72,8 +73,17 @@ CREATE INDEX messages_from ON messages (room, from_key, id) WHERE to_key IS NOT 
 CREATE INDEX messages_to ON messages (room, to_key, id) WHERE to_key IS NOT NULL;
 `
 
+// migrations[v-1] takes the schema from version v to v+1.
+var migrations = [schemaVersion - 1]string{
+	// 2: Message.File, the attachment: NULL for a message without one.
+	`ALTER TABLE messages ADD COLUMN file_id TEXT;
+	ALTER TABLE messages ADD COLUMN file_name TEXT;
+	ALTER TABLE messages ADD COLUMN file_size INTEGER;
+	ALTER TABLE messages ADD COLUMN file_type TEXT;`,
+}
+
 // columns are those of a [chat.Message], in the order scan reads them.
-const columns = `id, username, body, recipient, system, ts`
+const columns = `id, username, body, recipient, system, ts, file_id, file_name, file_size, file_type`
 
 // Statements. After and Before take the first (or last) n rows of each of
 // the three indexes and merge them, so that a user's read costs O(n)
@@ -115,8 +125,9 @@ var insertRows = [...]int{64, 8, 1}
 
 // sqlInsert returns the INSERT statement of rows messages.
 func sqlInsert(rows int) string {
-	values := strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)[2:]
-	return `INSERT INTO messages (room, id, username, body, recipient, system, ts, from_key, to_key)
+	values := strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)[2:]
+	return `INSERT INTO messages (room, id, username, body, recipient, system, ts, from_key, to_key,
+		file_id, file_name, file_size, file_type)
 		VALUES ` + values + ` ON CONFLICT (room, id) DO NOTHING`
 }
 
@@ -220,8 +231,13 @@ func (s *Store) init(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, schema); err != nil {
 			return fmt.Errorf("sqlitestore: open: create tables: %w", err)
 		}
+		version = 1
 	}
-	// Later versions migrate here, one step at a time.
+	for ; version < schemaVersion; version++ {
+		if _, err := tx.ExecContext(ctx, migrations[version-1]); err != nil {
+			return fmt.Errorf("sqlitestore: open: migrate from schema version %d: %w", version, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("sqlitestore: open: %w", err)
 	}
@@ -298,7 +314,7 @@ func (s *Store) Append(ctx context.Context, room string, msgs []chat.Message) er
 		}
 	}
 	var added int64
-	args := make([]any, 0, 9*insertRows[0])
+	args := make([]any, 0, 13*insertRows[0])
 	for k, rows := range insertRows {
 		var insert *sql.Stmt
 		for ; len(msgs) >= rows; msgs, ids = msgs[rows:], ids[rows:] {
@@ -312,6 +328,11 @@ func (s *Store) Append(ctx context.Context, room string, msgs []chat.Message) er
 					toKey = chat.NameKey(m.To)
 				}
 				args = append(args, roomID, ids[i], m.Username, m.Body, m.To, m.System, m.Time.UnixMilli(), chat.NameKey(m.Username), toKey)
+				if f := m.File; f != nil {
+					args = append(args, f.ID, f.Name, f.Size, f.Type)
+				} else {
+					args = append(args, nil, nil, nil, nil)
+				}
 			}
 			res, err := insert.ExecContext(ctx, args...)
 			if err != nil {
@@ -546,14 +567,19 @@ func scan(rows *sql.Rows, err error) ([]chat.Message, error) {
 	var ms []chat.Message
 	for rows.Next() {
 		var (
-			m  chat.Message
-			id int64
-			ts int64
+			m          chat.Message
+			id, ts     int64
+			fid, fname sql.NullString
+			fsize      sql.NullInt64
+			ftype      sql.NullString
 		)
-		if err := rows.Scan(&id, &m.Username, &m.Body, &m.To, &m.System, &ts); err != nil {
+		if err := rows.Scan(&id, &m.Username, &m.Body, &m.To, &m.System, &ts, &fid, &fname, &fsize, &ftype); err != nil {
 			return nil, err
 		}
 		m.ID, m.Time = strconv.FormatInt(id, 10), time.UnixMilli(ts)
+		if fid.Valid {
+			m.File = &chat.File{ID: fid.String, Name: fname.String, Size: fsize.Int64, Type: ftype.String}
+		}
 		ms = append(ms, m)
 	}
 	return ms, rows.Err()

@@ -174,6 +174,76 @@ func TestNewerSchema(t *testing.T) {
 	}
 }
 
+// schemaV1 is the schema that the first version of the package wrote
+// (user_version 1), kept as it was for TestMigrateV1.
+const schemaV1 = `
+CREATE TABLE rooms (
+	id     INTEGER PRIMARY KEY,
+	name   TEXT NOT NULL UNIQUE,
+	count  INTEGER NOT NULL DEFAULT 0,
+	pruned INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+	room      INTEGER NOT NULL REFERENCES rooms (id),
+	id        INTEGER NOT NULL,
+	username  TEXT NOT NULL,
+	body      TEXT NOT NULL,
+	recipient TEXT NOT NULL,
+	system    INTEGER NOT NULL,
+	ts        INTEGER NOT NULL,
+	from_key  TEXT NOT NULL,
+	to_key    TEXT,
+	PRIMARY KEY (room, id)
+) WITHOUT ROWID;
+CREATE INDEX messages_public ON messages (room, id) WHERE to_key IS NULL;
+CREATE INDEX messages_from ON messages (room, from_key, id) WHERE to_key IS NOT NULL;
+CREATE INDEX messages_to ON messages (room, to_key, id) WHERE to_key IS NOT NULL;
+INSERT INTO rooms (id, name, count) VALUES (1, 'r', 2);
+INSERT INTO messages VALUES (1, 1, 'alice', 'before the upgrade', '', 0, 1763780000000, 'ALICE', NULL);
+INSERT INTO messages VALUES (1, 2, 'bob', 'psst', 'alice', 0, 1763780000001, 'BOB', 'ALICE');
+PRAGMA user_version = 1;
+`
+
+// TestMigrateV1: a file of schema version 1, from before attachments, is
+// migrated in place: its messages read back without a file, and messages
+// with files are kept from then on.
+func TestMigrateV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chat.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schemaV1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	st := openPath(t, path, sqlitestore.Options{})
+	old := []chat.Message{
+		{ID: "1", Username: "alice", Body: "before the upgrade", Time: time.UnixMilli(1763780000000)},
+		{ID: "2", Username: "bob", Body: "psst", To: "alice", Time: time.UnixMilli(1763780000001)},
+	}
+	with := chat.Message{ID: "3", Username: "alice", Time: time.UnixMilli(1763780000002),
+		File: &chat.File{ID: "Q2ZJ7UXM4V3K5N6P2RSTAB7CDE", Name: "cat.png", Size: 42, Type: "image/png"}}
+	appendOK(t, st, "r", []chat.Message{with})
+	got, err := st.After(t.Context(), "r", "alice", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(append(old, with), got); d != "" {
+		t.Errorf("after the migration (-want +got):\n%s", d)
+	}
+	var version int
+	db, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != 2 {
+		t.Errorf("user_version = %d (%v), want 2", version, err)
+	}
+}
+
 // TestConcurrentReaders: readers on their own connections read while one
 // goroutine appends; each read sees whole batches (an Append is one
 // transaction), in order.

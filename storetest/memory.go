@@ -52,6 +52,10 @@ func (s *memory) Append(ctx context.Context, room string, msgs []chat.Message) e
 		if err != nil {
 			return err
 		}
+		if m.File != nil {
+			f := *m.File // the caller's is not ours to keep
+			m.File = &f
+		}
 		add[i] = entry{id: id, from: chat.NameKey(m.Username), m: m}
 		if m.To != "" {
 			add[i].to = chat.NameKey(m.To)

@@ -46,9 +46,11 @@ import (
 //
 //   - Keep every field of a [chat.Message] as appended, byte for byte:
 //     Username, Body (any valid UTF-8, including quotes, backslashes,
-//     newlines, emoji and NUL), To (in its original case), System, and
-//     Time to the millisecond (the precision of the wire's "ts"; the suite
-//     uses whole milliseconds and compares instants, not locations).
+//     newlines, emoji and NUL; empty in a message with a file), To (in its
+//     original case), System, Time to the millisecond (the precision of
+//     the wire's "ts"; the suite uses whole milliseconds and compares
+//     instants, not locations), and File, the attachment: nil for none,
+//     else every field of it (sizes beyond 32 bits included).
 //   - Handle IDs up to 9223372036854775807 (the largest signed 64-bit
 //     integer), compared as numbers: "9" comes before "10".
 //   - Return reads in ID order, whatever the order of the Append calls
@@ -440,6 +442,10 @@ func (s *suite) roundTrip(t *testing.T) {
 		{ID: "4", Username: "system", Body: "日本語のテキスト, emoji 👩‍👩‍👧‍👦, RTL עברית, combining e\u0301", System: true, Time: time.UnixMilli(1)},
 		{ID: "5", Username: "ΣΊΣΥΦΟΣ", Body: strings.Repeat("ä€𝄞x", 4096/10), To: "alice", Time: time.UnixMilli(4_102_444_800_000)}, // 2100
 		{ID: "6", Username: "carol", Body: " leading and trailing space ", Time: time.UnixMilli(1_500_000_000_000).In(time.FixedZone("X", -7*3600))},
+		{ID: "7", Username: "alice", Time: time.UnixMilli(1_763_780_002_000), File: &chat.File{
+			ID: "Q2ZJ7UXM4V3K5N6P2RSTAB7CDE", Name: "cat.png", Size: 12345, Type: "image/png"}},
+		{ID: "8", Username: "bob", Body: "the report", To: "alice", Time: time.UnixMilli(1_763_780_002_001), File: &chat.File{
+			ID: "a-b_c", Name: `Zoë's "report" (final) 日本.pdf`, Size: 1<<40 + 1, Type: "text/plain; charset=utf-8"}},
 	}
 	mustAppend(t, st, room, in...)
 	for _, user := range []string{"alice", "Zoë 🦊", "ΣΊΣΥΦΟΣ"} {
@@ -450,9 +456,9 @@ func (s *suite) roundTrip(t *testing.T) {
 			}
 		}
 		s.after1(t, st, room, user, "", 10, want)
-		s.before1(t, st, room, user, "7", 10, want)
+		s.before1(t, st, room, user, "9", 10, want)
 	}
-	s.latest1(t, st, room, 10, []chat.Message{in[0], in[1], in[3], in[5]})
+	s.latest1(t, st, room, 10, []chat.Message{in[0], in[1], in[3], in[5], in[6]})
 }
 
 // invalidInput: bad IDs are errors that store nothing; odd n never panics.
