@@ -29,7 +29,8 @@
 // the moderation methods (see Moderation), and the hooks Options.OnJoin,
 // OnLeave and OnMessage (which may rewrite or reject a message), which
 // receive the hub and the member's [Identity]. Options.Authenticate plugs
-// in authentication (see Identity and several connections).
+// in authentication (see Identity and several connections). With
+// Options.Files, members share files and images (see Files).
 //
 // # Protocol
 //
@@ -43,6 +44,7 @@
 //	{"type":"join","username":"alice","since":"17"}    join, resuming after message 17
 //	{"type":"message","body":"Hello"}                  to everyone
 //	{"type":"message","body":"psst","to":"bob"}        private: to bob, echoed to the sender
+//	{"type":"message","body":"Look","file":"Q2ZJ7U"}   with a file it uploaded (body may be "")
 //	{"type":"history","before":"17","limit":50}        the messages before 17
 //
 // Server to client:
@@ -56,6 +58,7 @@
 //	{"type":"history","messages":[{"type":"message",...}, ...]}  to the joiner only
 //	{"type":"history","messages":[...],"resume":true}  to a joiner that resumes
 //	{"type":"history","before":"17","messages":[...]}  a page of older messages
+//	{"type":"upload","url":"files/","token":"T0K3N","max":10485760}  with Options.Files, once joined
 //	{"type":"error","error":"reason"}
 //
 // A message's "id" is a decimal string, unique and increasing within the
@@ -65,10 +68,14 @@
 // ("display", "avatar"; see [Profile]) if it has one, and the users
 // snapshot the profiles of the members that have one in "profiles", by
 // name; both appear only with Options.Authenticate, and are absent, not
-// empty, otherwise. Messages carry the username only: clients show the
-// display name of the member of that name. The server re-encodes everything
-// it sends: "id", "ts", "username", "display" and "avatar" are its own,
-// never the client's.
+// empty, otherwise. A message with a file carries it (see Files):
+//
+//	"file":{"id":"Q2ZJ7U","name":"cat.png","size":48213,"type":"image/png","url":"files/Q2ZJ7U"}
+//
+// Messages carry the username only: clients show the display name of the
+// member of that name. The server re-encodes everything it sends: "id",
+// "ts", "username", "display", "avatar" and the file's object are its
+// own, never the client's.
 //
 // # Resume and older pages
 //
@@ -99,6 +106,36 @@
 // that is not a whole number of at least 1, gets an error frame; the
 // connection stays open. Page requests count against the rate limit like
 // any frame, and are read from the Store off the hub's lock.
+//
+// # Files
+//
+// With Options.Files set (e.g. to [DirFiles]("files")) and
+// [Hub.FilesHandler] mounted beside the Server, members share files and
+// images:
+//
+//	mux.Handle("/ws", chat.NewServer(hub))
+//	mux.Handle("/files/", hub.FilesHandler())
+//
+// Each connection receives, once joined, an upload frame with its upload
+// token (a secret good while the connection is open), the URL to upload
+// to and the size cap. A client POSTs the file's content to that URL
+// (relative to the WebSocket endpoint's, as http:// or https://), with
+// ?name= and the token in the [UploadTokenHeader] header, and is answered
+// with the file's object; it then sends a message with "file" set to the
+// file's ID. The hub checks that the member uploaded that file to this
+// room, and the message carries the file's object to everyone: its name,
+// size, type and URL. Clients show PNG, JPEG, GIF and WebP images as
+// previews ([File.Inline]) and other files as download links.
+//
+// Uploads are capped (Options.MaxUploadBytes, 10 MiB) and rate-limited
+// per member (Options.UploadRate); the type is sniffed from the content,
+// never taken from the client; names are checked, never used as paths;
+// and everything but raster images is served as an attachment, with
+// X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy,
+// so that an uploaded HTML or SVG file cannot run script on your origin.
+// See [Hub.FilesHandler] for every answer. Files are kept by the
+// [FileStore] and never deleted by the hub, so that with a Store the
+// files of a room survive a restart with its history.
 //
 // # Ordering
 //
@@ -184,9 +221,16 @@
 //     empty or oversized body (Options.MaxBodyBytes), a private message to
 //     someone absent, a second join, a binary frame, invalid UTF-8, a
 //     history request without a valid "before" or with an invalid
-//     "limit", a frame over the rate limit (Options.RateLimit), or a
-//     message from a muted member: an error frame; the connection stays
-//     open and nothing is broadcast.
+//     "limit", a frame over the rate limit (Options.RateLimit), a
+//     message from a muted member, or a message whose "file" is not one
+//     the member uploaded to the room (an unknown ID, someone else's,
+//     another room's), or with file sharing off: an error frame; the
+//     connection stays open and nothing is broadcast.
+//   - An upload that is too large, has a bad name (a path, control or
+//     invisible characters), is empty, comes without a valid upload token
+//     or from a non-member, from an origin or to a host not allowed, or
+//     over the member's upload rate: 413, 400, 401, 403 or 429 with a JSON
+//     error, and nothing is stored (see [Hub.FilesHandler]).
 //   - A frame over Options.ReadLimit: close 1009.
 //
 // Error frames' texts are meant for people; match on the close code, or in

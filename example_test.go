@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"time"
 
@@ -312,6 +314,57 @@ func ExampleHub_Send() {
 	// Output:
 	// {"body":"Please keep it friendly.","system":true,"to":"bob","type":"message","username":"moderator"}
 	// chat: user "carol" is not here
+}
+
+// Share files: uploads go to the hub's FilesHandler with the connection's
+// upload token, and a message carries the file to the room. Files are
+// named by random IDs; the type is sniffed from the content.
+func ExampleHub_FilesHandler() {
+	dir, _ := os.MkdirTemp("", "files")
+	defer os.RemoveAll(dir)
+	hub := chat.NewHub(chat.Options{Files: chat.DirFiles(dir)})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", chat.NewServer(hub))
+	mux.Handle("/files/", hub.FilesHandler()) // "files/" beside the Server: Options.FilesURL
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer hub.Shutdown(context.Background())
+
+	alice := dial("ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?username=alice")
+	defer alice.Close()
+	welcome := readFrames(alice, 4) // her join, users, history, and the upload frame
+	up := welcome[3]
+	fmt.Println(up["type"], up["url"], up["max"])
+
+	// POST the content to the upload URL, relative to the WebSocket's.
+	req, _ := http.NewRequest("POST", hs.URL+"/files/?name=notes.txt", strings.NewReader("Buy milk.\n"))
+	req.Header.Set(chat.UploadTokenHeader, up["token"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	var file map[string]any
+	json.NewDecoder(resp.Body).Decode(&file)
+	resp.Body.Close()
+	fmt.Println(resp.Status, file["name"], file["size"], file["type"])
+
+	alice.WriteJSON(map[string]any{"type": "message", "body": "the list", "file": file["id"]})
+	m := readFrames(alice, 1)[0]
+	f := m["file"].(map[string]any)
+	fmt.Println(m["body"], f["name"], f["url"] == "files/"+f["id"].(string))
+
+	resp, err = http.Get(hs.URL + "/files/" + f["id"].(string))
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Printf("%s %q %s", resp.Header.Get("Content-Disposition"), resp.Header.Get("X-Content-Type-Options"), body)
+	// Output:
+	// upload files/ 1.048576e+07
+	// 201 Created notes.txt 10 text/plain; charset=utf-8
+	// the list notes.txt true
+	// attachment; filename=notes.txt "nosniff" Buy milk.
 }
 
 func dial(url string) *websocket.Conn {
