@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,13 +33,68 @@ func (u *user) reconnectNow() {
 	eval[bool](u, `window.dispatchEvent(new Event("online"))`)
 }
 
+// TestResume: a page whose server restarts (with its SQLite database)
+// while others post reconnects with ?since= and shows exactly the messages
+// it missed, once each, in order, under "3 missed messages".
+func TestResume(t *testing.T) {
+	browser := newBrowser(t)
+	bin := chattest.Build(t, "../static")
+	db := filepath.Join(t.TempDir(), "chat.db")
+	static, url := startStatic(t, bin, "127.0.0.1:0", "-db", db)
+	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+
+	alice := newUser(t, browser, "alice", 1100, 720, false)
+	alice.open(url)
+	alice.join("alice")
+	bob := chattest.Join(t, chattest.WSURL(url)+"ws", "", "bob")
+	bob.Say("before 1")
+	alice.waitLog("before 1")
+	alice.say("before 2")
+	bob.Say("before 3")
+	alice.waitLog("before 3")
+
+	// The server goes down; alice's page waits to reconnect. Meanwhile bob
+	// posts to the same room (the same database) on another address.
+	if err := static.Stop(); err != nil {
+		t.Errorf("static after SIGTERM: %v, want exit status 0", err)
+	}
+	alice.waitFor("the status to say Disconnected", textOf("[role=status]")+`.includes("Disconnected")`)
+	other, otherURL := startStatic(t, bin, "127.0.0.1:0", "-db", db)
+	bob = chattest.Join(t, chattest.WSURL(otherURL)+"ws", "", "bob")
+	for _, body := range []string{"missed 1", "missed 2", "missed 3"} {
+		bob.Say(body)
+		if f := bob.ReadUntil("message"); f.Body != body {
+			t.Fatalf("bob's echo: %q, want %q", f.Body, body)
+		}
+	}
+	if err := other.Stop(); err != nil { // every message stored
+		t.Errorf("static after SIGTERM: %v, want exit status 0", err)
+	}
+
+	// The server is back on alice's address: her page resumes.
+	startStatic(t, bin, addr, "-db", db)
+	alice.reconnectNow()
+	alice.waitConnected("alice")
+	alice.waitLog("3 missed messages")
+	bob = chattest.Join(t, chattest.WSURL(url)+"ws", "", "bob")
+	bob.Say("after")
+	alice.waitLog("after")
+	// The log is short: the page has asked for older messages too.
+	alice.waitLog("Beginning of the conversation")
+	want := []string{"[Beginning of the conversation]", "before 1", "before 2", "before 3",
+		"[3 missed messages]", "missed 1", "missed 2", "missed 3", "after"}
+	if diff := cmp.Diff(want, alice.logItems()); diff != "" {
+		t.Errorf("alice's log after resuming (-want +got):\n%s", diff)
+	}
+}
+
 // TestResumeLost: a page whose server comes back without its messages
 // (no database) cannot resume; it keeps what it showed, says "Some
 // messages were missed", and goes on with the room as it is now.
 func TestResumeLost(t *testing.T) {
 	browser := newBrowser(t)
 	bin := chattest.Build(t, "../static")
-	static, url := startStatic(t, bin, "127.0.0.1:0")
+	static, url := startStatic(t, bin, "127.0.0.1:0", "-db", ":memory:")
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 
 	alice := newUser(t, browser, "alice", 1100, 720, false)
@@ -53,7 +109,7 @@ func TestResumeLost(t *testing.T) {
 		t.Errorf("static after SIGTERM: %v, want exit status 0", err)
 	}
 	alice.waitFor("the status to say Disconnected", textOf("[role=status]")+`.includes("Disconnected")`)
-	startStatic(t, bin, addr)
+	startStatic(t, bin, addr, "-db", ":memory:")
 	// Whether bob's message comes before alice is back (in her history)
 	// or after (live), it has the ID 1, as "old 1" had: it shows all the
 	// same.
