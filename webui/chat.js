@@ -31,6 +31,15 @@
 // username, which is what identifies them: display names need not be
 // unique. An avatar is shown if the page's Content-Security-Policy allows
 // its URL (webui's allows https: images), else the initials.
+//
+// Files: when the server shares files (chat.Options.Files), each
+// connection receives an upload frame with its upload token, and the
+// composer gets an attach button (a file may also be pasted into the
+// message box or dropped on the panel). The file is uploaded at once,
+// with its progress shown, and goes with the next message sent (the text
+// may be empty). PNG, JPEG, GIF and WebP images show as previews (<img>
+// with the file's URL, loaded lazily), other files as download links with
+// their name and size.
 (function () {
   'use strict';
 
@@ -39,6 +48,8 @@
   const MAX_LOG_ITEMS = 500; // beyond this, the oldest lines go while the log is scrolled to its end
   const PAGE_SIZE = 50; // messages asked for per page of older messages
   const TOP_PX = 64; // the log is "at the top" this close to it: load the page before
+  const UPLOAD_HEADER = 'Hubchat-Upload-Token'; // chat.UploadTokenHeader
+  const INLINE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp']; // chat.File.Inline
 
   let nextID = 0;
 
@@ -130,6 +141,36 @@
     return typeof id === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(id);
   }
 
+  // httpURL turns a WebSocket URL into the http(s) URL files are resolved
+  // against.
+  function httpURL(url) {
+    const u = new URL(url);
+    if (u.protocol === 'ws:') u.protocol = 'http:';
+    if (u.protocol === 'wss:') u.protocol = 'https:';
+    return u.href;
+  }
+
+  // fileURL resolves a file's URL against the chat server's WebSocket URL
+  // ws, or returns null unless it is http(s).
+  function fileURL(url, ws) {
+    try {
+      const u = new URL(String(url), httpURL(ws));
+      return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // formatSize formats a size in bytes for people: 512 B, 12 KB, 3.4 MB.
+  function formatSize(n) {
+    n = Number(n) || 0;
+    if (n < 1024) return n + ' B';
+    const units = ['KB', 'MB', 'GB', 'TB'];
+    let i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+    return (n < 10 ? n.toFixed(1) : Math.round(n)) + ' ' + units[i];
+  }
+
   function sameName(a, b) {
     return String(a).trim().toLowerCase() === String(b).trim().toLowerCase();
   }
@@ -174,6 +215,9 @@
       this.lastID = null;
       this.paging = null; // the "before" of the page of older messages asked for, if any
       this.rooms = new Map(); // URL of a server → its log, shown and lastID while another is shown
+      this.upload = null; // {url, token, max} of the connection, from its upload frame
+      this.uploading = null; // the XMLHttpRequest of the upload under way, if any
+      this.attached = null; // the file uploaded for the next message: its object
       this.build();
       window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
       this.log.addEventListener('scroll', () => this.loadOlderAtTop(), { passive: true });
@@ -213,8 +257,38 @@
         id: id + '-message', name: 'message', autocomplete: 'off', enterkeyhint: 'send',
         maxlength: '4096', placeholder: 'Write a message… (/msg name text to whisper)',
       });
+      this.fileInput = el('input', { type: 'file', id: id + '-file', class: 'visually-hidden', tabindex: '-1' });
+      this.attachBtn = el('button', { type: 'button', class: 'attach', hidden: true, title: 'Attach a file or image',
+        'aria-label': 'Attach a file', text: '📎' });
+      this.attachBtn.addEventListener('click', () => this.fileInput.click());
+      this.fileInput.addEventListener('change', () => {
+        if (this.fileInput.files.length > 0) this.attach(this.fileInput.files[0]);
+        this.fileInput.value = '';
+      });
+      this.msgInput.addEventListener('paste', (e) => {
+        const files = e.clipboardData ? e.clipboardData.files : null;
+        if (files && files.length > 0 && this.upload) {
+          e.preventDefault();
+          this.attach(files[0]);
+        }
+      });
+      this.root.addEventListener('dragover', (e) => {
+        if (this.upload && this.joined && e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+      });
+      this.root.addEventListener('drop', (e) => {
+        if (!this.upload || !this.joined || !e.dataTransfer || e.dataTransfer.files.length === 0) return;
+        e.preventDefault();
+        this.attach(e.dataTransfer.files[0]);
+      });
+      this.uploadName = el('span', { class: 'upload-name' });
+      this.uploadProgress = el('progress', { max: '100', value: '0', 'aria-label': 'Upload progress' });
+      this.uploadCancel = el('button', { type: 'button', class: 'link', text: 'Remove' });
+      this.uploadCancel.addEventListener('click', () => this.clearAttachment());
+      this.uploadBox = el('div', { class: 'upload', hidden: true }, this.uploadName, this.uploadProgress, this.uploadCancel);
+      this.uploadError = el('p', { class: 'form-error', role: 'alert' });
       this.sendForm = el('form', { class: 'composer', hidden: true },
         el('label', { for: this.msgInput.id, class: 'visually-hidden', text: 'Message' }),
+        this.fileInput, this.attachBtn,
         this.msgInput,
         el('button', { type: 'submit', text: 'Send' }));
       this.sendForm.addEventListener('submit', (e) => { e.preventDefault(); this.submitMessage(); });
@@ -224,7 +298,7 @@
         el('header', { class: 'chat-head' }, this.titleEl,
           el('div', { class: 'status-box' }, this.statusEl, this.retryBtn)),
         el('div', { class: 'chat-main' }, this.log, users),
-        el('footer', { class: 'chat-foot' }, this.joinForm, this.sendForm));
+        el('footer', { class: 'chat-foot' }, this.joinForm, this.uploadBox, this.uploadError, this.sendForm));
     }
 
     // connect switches the panel to the chat server at url. The username is
@@ -237,6 +311,7 @@
       const switching = url !== this.url;
       this.close();
       if (switching) {
+        this.clearAttachment(); // uploaded to the other server
         if (this.url) this.saveRoom(this.url);
         this.restoreRoom(url);
         this.profiles.clear();
@@ -291,6 +366,7 @@
         ws.close(1000);
       }
       this.joined = false;
+      this.setUpload(null);
     }
 
     promptName(error) {
@@ -350,6 +426,7 @@
       this.ws = null;
       this.joined = false;
       this.sendForm.hidden = true;
+      this.setUpload(null);
       if (!this.opened) {
         const gen = this.gen;
         this.dispatchEvent(new CustomEvent('failed', { detail: { url: this.url } }));
@@ -459,6 +536,9 @@
           if (li) this.append(li, null);
           break;
         }
+        case 'upload':
+          this.setUpload(f);
+          break;
         case 'error':
           // Perhaps the answer to a page request (rate limit, store
           // down): the next scroll to the top may ask again.
@@ -489,13 +569,84 @@
 
     submitMessage() {
       const text = this.msgInput.value;
-      if (!text.trim()) return;
+      if (this.uploading) {
+        this.uploadError.textContent = 'Wait for the upload to finish.';
+        return;
+      }
+      if (!text.trim() && !this.attached) return;
       if (!this.ws || !this.joined || this.ws.readyState !== WebSocket.OPEN) {
         this.addLine('error', 'Not connected: the message was not sent.');
         return;
       }
-      this.ws.send(JSON.stringify(parseInput(text)));
+      const frame = parseInput(text);
+      if (this.attached) frame.file = this.attached.id;
+      this.ws.send(JSON.stringify(frame));
       this.msgInput.value = '';
+      this.clearAttachment();
+    }
+
+    // setUpload takes the connection's upload frame (null: none, the
+    // connection is gone): the attach button shows while uploads are on.
+    setUpload(f) {
+      this.upload = null;
+      if (f && typeof f.token === 'string' && this.url) {
+        const url = fileURL(typeof f.url === 'string' ? f.url : 'files/', this.url);
+        if (url) this.upload = { url, token: f.token, max: Number(f.max) || 0 };
+      }
+      this.attachBtn.hidden = !this.upload;
+    }
+
+    // attach uploads file for the next message, showing its progress; the
+    // file's object is kept in this.attached once the server has it.
+    attach(file) {
+      this.clearAttachment();
+      const up = this.upload;
+      if (!up) return;
+      if (up.max > 0 && file.size > up.max) {
+        this.uploadError.textContent = file.name + ' is too large: at most ' + formatSize(up.max) + '.';
+        return;
+      }
+      const xhr = new XMLHttpRequest();
+      this.uploading = xhr;
+      this.uploadName.textContent = file.name + ' (' + formatSize(file.size) + ')';
+      this.uploadProgress.hidden = false;
+      this.uploadProgress.value = 0;
+      this.uploadBox.hidden = false;
+      this.uploadBox.dataset.state = 'uploading';
+      xhr.open('POST', up.url + (up.url.includes('?') ? '&' : '?') + 'name=' + encodeURIComponent(file.name));
+      xhr.setRequestHeader(UPLOAD_HEADER, up.token);
+      xhr.responseType = 'json';
+      xhr.upload.addEventListener('progress', (e) => {
+        if (e.lengthComputable && xhr === this.uploading) this.uploadProgress.value = Math.round(100 * e.loaded / e.total);
+      });
+      xhr.addEventListener('loadend', () => {
+        if (xhr !== this.uploading) return; // removed meanwhile
+        this.uploading = null;
+        const r = xhr.response;
+        if (xhr.status === 201 && r && typeof r.id === 'string') {
+          this.attached = r;
+          this.uploadBox.dataset.state = 'ready';
+          this.uploadProgress.hidden = true;
+          this.uploadName.textContent = '📎 ' + String(r.name) + ' (' + formatSize(r.size) + ')';
+          this.msgInput.focus();
+          return;
+        }
+        const why = r && typeof r.error === 'string' ? r.error : xhr.status ? 'HTTP ' + xhr.status : 'the server cannot be reached';
+        this.clearAttachment();
+        this.uploadError.textContent = 'Upload of ' + file.name + ' failed: ' + why;
+      });
+      xhr.send(file);
+    }
+
+    // clearAttachment drops the file for the next message, stopping its
+    // upload if under way.
+    clearAttachment() {
+      const xhr = this.uploading;
+      this.uploading = null;
+      if (xhr) xhr.abort();
+      this.attached = null;
+      this.uploadBox.hidden = true;
+      this.uploadError.textContent = '';
     }
 
     setStatus(state, text) {
@@ -616,9 +767,10 @@
         if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + this.who(m.to) + ' (private)' }));
         meta.append(time);
         const p = this.profiles.get(m.username) || {};
+        const body = typeof m.body === 'string' && m.body !== '' ? el('p', { class: 'body', text: m.body }) : null;
         li = el('li', { class: 'msg ' + (mine ? 'mine' : 'theirs') + (m.to ? ' private' : '') },
           avatar(m.username, this.label(m.username), p.avatar),
-          el('div', { class: 'bubble' }, meta, el('p', { class: 'body', text: m.body })));
+          el('div', { class: 'bubble' }, meta, body, this.renderFile(m.file)));
       }
       if (id !== null) {
         li.dataset.id = id;
@@ -626,6 +778,31 @@
         if (this.lastID === null || idLess(this.lastID, id)) this.lastID = id;
       }
       return li;
+    }
+
+    // renderFile returns the element showing a message's file: a preview
+    // for an image the server serves inline, else a download link with its
+    // name and size; null for none.
+    renderFile(f) {
+      if (!f || typeof f !== 'object' || !this.url) return null;
+      const url = fileURL(f.url, this.url);
+      if (!url) return null;
+      const name = String(f.name || 'file');
+      const link = el('a', { class: 'file', href: url, download: name, target: '_blank', rel: 'noopener noreferrer',
+        title: 'Download ' + name },
+      el('span', { class: 'file-name', text: name }), ' ', el('span', { class: 'file-size', text: formatSize(f.size) }));
+      if (!INLINE_TYPES.includes(f.type)) return el('div', { class: 'attachment' }, link);
+      const img = el('img', { class: 'preview', src: url, alt: name, loading: 'lazy', decoding: 'async',
+        referrerpolicy: 'no-referrer' });
+      const a = el('a', { class: 'preview-link', href: url, target: '_blank', rel: 'noopener noreferrer', title: name }, img);
+      img.addEventListener('error', () => a.replaceWith(link)); // gone, or refused: the link stays
+      img.addEventListener('load', () => {
+        // Keep following the end of the log if it did before the image
+        // took its room.
+        const log = this.log;
+        if (log.scrollHeight - log.scrollTop - log.clientHeight < 48 + img.clientHeight) log.scrollTop = log.scrollHeight;
+      });
+      return el('div', { class: 'attachment image' }, a);
     }
 
     // append inserts a line before the node `before`, or at the end, and
@@ -647,7 +824,7 @@
     }
   }
 
-  window.HubChat = { Chat, el, initials, avatarColor, wsURL, storage };
+  window.HubChat = { Chat, el, initials, avatarColor, wsURL, storage, formatSize };
 
   function mountAll() {
     for (const root of document.querySelectorAll('[data-hubchat-ws]')) {

@@ -35,6 +35,15 @@
 // own scripts and styles and nothing inline, so that a message cannot run
 // script even through a bug of the page.
 //
+// With file sharing on (chat.Options.Files, chat.Hub.FilesHandler), the
+// composer has an attach button; a file may also be pasted or dropped. It
+// is uploaded at once, with its progress shown, and goes with the next
+// message. Images (PNG, JPEG, GIF, WebP) show as previews, other files as
+// download links with their name and size. The policy lets the page load
+// images from, and upload to, its own host on any port, so that a page
+// may share files with chat servers on other ports, as the multiport
+// example's does.
+//
 // Members with a public profile (chat.Identity's Display and Avatar, which
 // the server's chat.Options.Authenticate sets) are shown by their display
 // name followed by their username, which is what identifies them, with
@@ -49,6 +58,7 @@ import (
 	"errors"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 //go:embed index.html chat.js chat.css
@@ -58,14 +68,44 @@ var client embed.FS
 // chat.js and chat.css.
 func FS() fs.FS { return client }
 
-// contentSecurityPolicy allows only the page's own scripts and styles, so
-// that even a rendering bug cannot run script from a chat message,
-// WebSockets to any host (a page may talk to chat servers on other ports),
-// and images over https, for the members' avatars (chat.Identity.Avatar,
-// which the server's Authenticate sets, never a client).
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
-	"img-src 'self' data: https:; connect-src 'self' ws: wss:; base-uri 'none'; " +
-	"form-action 'none'; frame-ancestors 'none'"
+// contentSecurityPolicy returns the policy of a response to r: only the
+// page's own scripts and styles, so that even a rendering bug cannot run
+// script from a chat message; WebSockets to any host (a page may talk to
+// chat servers on other ports); images over https, for the members'
+// avatars (chat.Identity.Avatar, which the server's Authenticate sets,
+// never a client); and images and uploads (requests) to the page's own
+// host on any port, for the shared files of chat servers on other ports
+// (chat.Hub.FilesHandler).
+func contentSecurityPolicy(r *http.Request) string {
+	host := ""
+	if h := hostOnly(r.Host); h != "" {
+		host = " " + h + ":*"
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; " +
+		"img-src 'self' data: https:" + host + "; connect-src 'self' ws: wss:" + host + "; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+// hostOnly returns the host name of hostport, the request's Host, if it is
+// a name or IPv4 address a policy can name (letters, digits, '-' and
+// '.'), else "".
+func hostOnly(hostport string) string {
+	host := hostport
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		host = host[:i]
+	}
+	if host == "" || len(host) > 253 {
+		return ""
+	}
+	for i := range len(host) {
+		switch c := host[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.':
+		default:
+			return "" // an IPv6 literal, or not a host name
+		}
+	}
+	return host
+}
 
 // Handler returns a handler that serves the client, index.html at "/" and
 // chat.js and chat.css beside it, to GET and HEAD requests; other methods
@@ -92,7 +132,7 @@ func PageHandler(page fs.FS) http.Handler {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("Content-Security-Policy", contentSecurityPolicy(r))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

@@ -103,3 +103,25 @@ func TestFS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPolicyHost: the page may load images from and upload to its own
+// host on any port (chat servers of other ports share files), and a Host
+// header cannot add anything else to the policy.
+func TestPolicyHost(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"localhost:8080", "img-src 'self' data: https: localhost:*; connect-src 'self' ws: wss: localhost:*;"},
+		{"chat.example.com", "img-src 'self' data: https: chat.example.com:*; connect-src 'self' ws: wss: chat.example.com:*;"},
+		{"127.0.0.1:8080", "img-src 'self' data: https: 127.0.0.1:*; connect-src 'self' ws: wss: 127.0.0.1:*;"},
+		{"[::1]:8080", "img-src 'self' data: https:; connect-src 'self' ws: wss:;"},
+		{"evil; script-src *:8080", "img-src 'self' data: https:; connect-src 'self' ws: wss:;"},
+		{"", "img-src 'self' data: https:; connect-src 'self' ws: wss:;"},
+	} {
+		req := httptest.NewRequestWithContext(t.Context(), "GET", "/", nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		webui.Handler().ServeHTTP(rec, req)
+		if got := rec.Header().Get("Content-Security-Policy"); !strings.Contains(got, tc.want) || !strings.Contains(got, "script-src 'self';") {
+			t.Errorf("Host %q: Content-Security-Policy %q, want it to contain %q", tc.host, got, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,12 @@ type roomsConfig struct {
 	// has that port's history, whatever its place in the start order. Nil
 	// means memory only.
 	Store chat.Store
+
+	// Files is the directory of the files members share, with a
+	// subdirectory for each chat server's port, so that a chat server
+	// started again on a port has that port's files. Empty means file
+	// sharing is off.
+	Files string
 
 	// Logger is passed to every hub. Nil means [slog.Default].
 	Logger *slog.Logger
@@ -168,15 +175,20 @@ func (a *rooms) start(port int) (serverInfo, error) {
 		},
 		served: make(chan error, 1),
 	}
-	s.hub = chat.NewHub(chat.Options{
+	opts := chat.Options{
 		Name:           fmt.Sprintf("port %d", port), // the room in the Store
 		Store:          a.cfg.Store,
-		OriginPatterns: quotePatterns(a.cfg.Origins),
+		OriginPatterns: quotePatterns(a.cfg.Origins), // the main page's: for uploads too
 		AllowedHosts:   webserver.HostPatterns(a.cfg.Hosts...),
 		Logger:         a.cfg.Logger,
-	})
+	}
+	if a.cfg.Files != "" {
+		opts.Files = chat.DirFiles(filepath.Join(a.cfg.Files, strconv.Itoa(port)))
+	}
+	s.hub = chat.NewHub(opts)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(s.hub))
+	mux.Handle("/files/", webserver.Files(s.hub.FilesHandler())) // 404 with file sharing off
 	s.hs = webserver.New(mux)
 	go func() { s.served <- s.hs.Serve(ln) }()
 	a.servers = append(a.servers, s)

@@ -2,7 +2,7 @@
 // main server with a browser client that switches between them and can ask
 // for more.
 //
-//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-origin host:port,...] [-hosts name,...]
+//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-files DIR] [-origin host:port,...] [-hosts name,...]
 //	go run ./examples/multiport [flags] custom PORT
 //
 // The first form serves the client on -addr and starts a chat server on
@@ -21,6 +21,13 @@
 // restart or a crash, has that port's history. Several processes may
 // share the file (the main one and "custom" ones). -db "" or -db :memory:
 // keeps the messages in memory only.
+//
+// Members share files and images (the client's attach button; see
+// chat.Hub.FilesHandler, at /files/ of each chat server): each port's are
+// kept in a directory of its own under -files, by default beside the -db
+// file (hubchat-multiport-files/8081 for hubchat-multiport.db), so that
+// they survive a restart with the history. -files "" turns file sharing
+// off; so does -db "" unless -files is set.
 package main
 
 import (
@@ -68,6 +75,7 @@ type config struct {
 	origins []string // extra origins
 	hosts   []string // extra host names
 	db      string   // SQLite file of the rooms; "" for memory only
+	files   string   // directory of the shared files, one subdirectory per port; "" for none
 	custom  int      // if not 0: run only a chat server on this port
 }
 
@@ -89,12 +97,15 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	origins := fs.String("origin", "", "comma-separated extra `host:port` origins whose pages may use the chat servers")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the servers answer to, besides those of -addr and -host")
 	fs.StringVar(&cfg.db, "db", "hubchat-multiport.db", "SQLite `file` that keeps each port's room across restarts; \"\" or :memory: keeps them in memory only")
+	files := fs.String("files", "", "`directory` of the shared files, a subdirectory per port (default: beside -db, e.g. hubchat-multiport-files); \"\" turns file sharing off")
+	filesSet := false
 
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return config{}, err
 		}
+		fs.Visit(func(f *flag.Flag) { filesSet = filesSet || f.Name == "files" })
 		if fs.NArg() == 0 {
 			break
 		}
@@ -133,6 +144,10 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	if cfg.db == ":memory:" {
 		cfg.db = ""
 	}
+	cfg.files = *files
+	if !filesSet && cfg.db != "" {
+		cfg.files = strings.TrimSuffix(cfg.db, filepath.Ext(cfg.db)) + "-files"
+	}
 	return cfg, nil
 }
 
@@ -155,7 +170,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("-addr: %w", err)
 	}
 	var store chat.Store
-	history := "in memory only"
+	history, files := "in memory only", "off"
+	if cfg.files != "" {
+		if files, err = filepath.Abs(cfg.files); err != nil {
+			files = cfg.files
+		}
+	}
 	if cfg.db != "" {
 		st, err := sqlitestore.Open(ctx, cfg.db, sqlitestore.Options{})
 		if err != nil {
@@ -181,6 +201,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "multiport: chat server %s at %s\n", info.Name, info.URL)
 		fmt.Fprintf(stdout, "  open the main UI (http://%s/), type %d into Port\n", cfg.addr, info.Port)
 		fmt.Fprintf(stdout, "  history: %s\n", history)
+		fmt.Fprintf(stdout, "  files: %s\n", files)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), webserver.ShutdownTimeout)
 		defer cancel()
@@ -220,6 +241,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "  the UI may start chat servers on ports %v\n", cfg.allow)
 	fmt.Fprintf(stdout, "  history: %s\n", history)
+	fmt.Fprintf(stdout, "  files: %s\n", files)
 
 	var serveErr error // Serve never returns nil
 	select {
@@ -238,5 +260,6 @@ func roomsConfigFor(cfg config, mainPort int, mainHost string, store chat.Store)
 		Allow:   cfg.allow,
 		Hosts:   append(webserver.HostNames(mainHost, cfg.host), cfg.hosts...),
 		Store:   store,
+		Files:   cfg.files,
 	}
 }

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { chattest.Main(m) }
 func TestParseArgs(t *testing.T) {
 	def := config{
 		addr: "localhost:8080", host: "localhost", servers: []int{8081, 8082},
-		allow: portRange{First: 8083, Last: 8099}, db: "hubchat-multiport.db",
+		allow: portRange{First: 8083, Last: 8099}, db: "hubchat-multiport.db", files: "hubchat-multiport-files",
 	}
 	with := func(f func(*config)) config {
 		c := def
@@ -49,9 +49,11 @@ func TestParseArgs(t *testing.T) {
 			})},
 		{"no servers", []string{"-servers", ""}, with(func(c *config) { c.servers = nil })},
 		{"hosts", []string{"-hosts", "chat.example, 10.0.0.2,"}, with(func(c *config) { c.hosts = []string{"chat.example", "10.0.0.2"} })},
-		{"db", []string{"-db", "rooms.db"}, with(func(c *config) { c.db = "rooms.db" })},
-		{"no db", []string{"-db", ""}, with(func(c *config) { c.db = "" })},
-		{"memory", []string{"-db", ":memory:"}, with(func(c *config) { c.db = "" })},
+		{"db", []string{"-db", "data/rooms.db"}, with(func(c *config) { c.db, c.files = "data/rooms.db", "data/rooms-files" })},
+		{"no db", []string{"-db", ""}, with(func(c *config) { c.db, c.files = "", "" })},
+		{"memory", []string{"-db", ":memory:"}, with(func(c *config) { c.db, c.files = "", "" })},
+		{"files", []string{"-db", "", "-files", "shared"}, with(func(c *config) { c.db, c.files = "", "shared" })},
+		{"files after custom", []string{"custom", "9000", "-files", ""}, with(func(c *config) { c.custom, c.files = 9000, "" })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

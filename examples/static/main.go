@@ -1,6 +1,6 @@
 // Command static serves a single chat room and its browser client.
 //
-//	go run ./examples/static [-addr localhost:8080] [-db hubchat-static.db] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
+//	go run ./examples/static [-addr localhost:8080] [-db hubchat-static.db] [-files DIR] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
 //
 // Open the printed URL in a few browser windows. GET / serves the client
 // (package webui) and /ws is the chat endpoint (?username=name).
@@ -13,6 +13,12 @@
 // process. A message is in the file within moments of being sent: the hub
 // writes what it accepts in the background, many messages per
 // transaction, and on shutdown writes what is left.
+//
+// Members share files and images (the client's attach button; see
+// chat.Hub.FilesHandler, at /files/): they are kept in the directory
+// -files, by default beside the -db file (hubchat-static-files for
+// hubchat-static.db), so that they survive a restart with the history.
+// -files "" turns file sharing off; so does -db "" unless -files is set.
 //
 // -rate limits each connection to N messages per second (0: no limit) and
 // -history sets how many messages a joiner sees (0: none). The chat
@@ -74,6 +80,7 @@ func main() {
 type config struct {
 	addr  string
 	db    string // SQLite file of the history; "" for memory only
+	files string // directory of the shared files; "" for none
 	admin string // address of the moderation API; "" for none
 	opts  chat.Options
 }
@@ -89,6 +96,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	history := fs.Int("history", 50, "messages of history a joiner receives; 0 turns history off")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the chat answers to, besides those of -addr")
 	adminAddr := fs.String("admin", "", "loopback `host:port` for the moderation API (kick, ban, mute, send); empty: none")
+	files := fs.String("files", "", "`directory` of the shared files (default: beside -db, e.g. hubchat-static-files); \"\" turns file sharing off")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -108,7 +116,12 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	if *db == ":memory:" {
 		*db = ""
 	}
-	cfg := config{addr: *addr, db: *db, admin: *adminAddr, opts: chat.Options{
+	filesSet := false
+	fs.Visit(func(f *flag.Flag) { filesSet = filesSet || f.Name == "files" })
+	if !filesSet {
+		*files = filesBeside(*db)
+	}
+	cfg := config{addr: *addr, db: *db, files: *files, admin: *adminAddr, opts: chat.Options{
 		Name: "lobby", RateLimit: *rate, HistorySize: *history,
 		AllowedHosts: webserver.HostPatterns(names...),
 	}}
@@ -119,6 +132,16 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		cfg.opts.HistorySize = -1 // chat.Options: negative turns history off
 	}
 	return cfg, nil
+}
+
+// filesBeside returns the default directory of the shared files for the
+// history file db: beside it, named after it without its extension and
+// with "-files" ("" for no db).
+func filesBeside(db string) string {
+	if db == "" {
+		return ""
+	}
+	return strings.TrimSuffix(db, filepath.Ext(db)) + "-files"
 }
 
 // run serves the chat until ctx is done, then shuts it down gracefully.
@@ -151,11 +174,21 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 	}
 
+	files := "off"
+	if cfg.files != "" {
+		// Shared files in a directory, named by random IDs.
+		cfg.opts.Files = chat.DirFiles(cfg.files)
+		if files, err = filepath.Abs(cfg.files); err != nil {
+			files = cfg.files
+		}
+	}
+
 	hub := chat.NewHub(cfg.opts) // the room
 	mux := http.NewServeMux()
-	mux.Handle("/ws", chat.NewServer(hub)) // *chat.Server is an http.Handler
-	mux.Handle("/", webui.Handler())       // the web client, which connects to ./ws
-	hs := webserver.New(mux)               // an http.Server with timeouts
+	mux.Handle("/ws", chat.NewServer(hub))                     // *chat.Server is an http.Handler
+	mux.Handle("/files/", webserver.Files(hub.FilesHandler())) // uploads and downloads, at "files/" beside ws
+	mux.Handle("/", webui.Handler())                           // the web client, which connects to ./ws
+	hs := webserver.New(mux)                                   // an http.Server with timeouts
 	servers := []*http.Server{hs}
 	served := make(chan error, 2) // Serve's results; Serve never returns nil
 	go func() { served <- hs.Serve(ln) }()
@@ -163,6 +196,7 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "static chat: open %s (WebSocket %s)\n",
 		webserver.URL("http", host, ln.Addr(), "/"), webserver.URL("ws", host, ln.Addr(), "/ws"))
 	fmt.Fprintf(stdout, "  history: %s\n", history)
+	fmt.Fprintf(stdout, "  files: %s\n", files)
 
 	if adminLn != nil {
 		adminSrv := webserver.New(admin.Handler(hub))

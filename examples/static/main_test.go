@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,17 +29,21 @@ func TestParseFlags(t *testing.T) {
 		args []string
 		want config
 	}{
-		{"defaults", nil, config{addr: "localhost:8080", db: "hubchat-static.db",
+		{"defaults", nil, config{addr: "localhost:8080", db: "hubchat-static.db", files: "hubchat-static-files",
 			opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 		{"set", []string{"-addr", ":9000", "-db", "/var/lib/chat.db", "-rate", "2.5", "-history", "10", "-hosts", "chat.example, 10.0.0.2"},
-			config{addr: ":9000", db: "/var/lib/chat.db", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
+			config{addr: ":9000", db: "/var/lib/chat.db", files: "/var/lib/chat-files", opts: chat.Options{Name: "lobby", RateLimit: 2.5, HistorySize: 10,
 				AllowedHosts: webserver.HostPatterns(append(webserver.HostNames(""), "chat.example", "10.0.0.2")...)}}},
 		{"off", []string{"-rate", "0", "-history", "0", "-db", ""},
 			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: -1, HistorySize: -1, AllowedHosts: loopback}}},
 		{"memory", []string{"-db", ":memory:"},
 			config{addr: "localhost:8080", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
+		{"files", []string{"-db", "", "-files", "shared"},
+			config{addr: "localhost:8080", files: "shared", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
+		{"no files", []string{"-files", ""},
+			config{addr: "localhost:8080", db: "hubchat-static.db", opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 		{"admin", []string{"-admin", "localhost:8081"},
-			config{addr: "localhost:8080", db: "hubchat-static.db", admin: "localhost:8081",
+			config{addr: "localhost:8080", db: "hubchat-static.db", files: "hubchat-static-files", admin: "localhost:8081",
 				opts: chat.Options{Name: "lobby", RateLimit: 20, HistorySize: 50, AllowedHosts: loopback}}},
 	}
 	for _, tc := range tests {
@@ -185,7 +191,11 @@ func TestHistoryOff(t *testing.T) {
 	}
 	bob := chattest.Join(t, url, "", "bob")
 	bob.Say("first")
-	if f, err := bob.Read(); err != nil || f.Type != "message" || f.Body != "first" {
+	f, err := bob.Read()
+	if err == nil && f.Type == "upload" { // file sharing is on: its upload token
+		f, err = bob.Read()
+	}
+	if err != nil || f.Type != "message" || f.Body != "first" {
 		t.Errorf("bob's frame after users = %+v, %v; want his own message (no history)", f, err)
 	}
 }
@@ -237,11 +247,12 @@ func startServeArgs(t *testing.T, ctx context.Context, n int, args ...string) (p
 func TestServeAdmin(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	page, more, done := startServeArgs(t, ctx, 3, "-admin", "127.0.0.1:0")
-	// "moderation: curl -d user=NAME http://127.0.0.1:PORT/kick"
-	kick := more[1][strings.LastIndex(more[1], " ")+1:]
+	page, more, done := startServeArgs(t, ctx, 4, "-admin", "127.0.0.1:0")
+	// "moderation: curl -d user=NAME http://127.0.0.1:PORT/kick", after
+	// the history and files lines
+	kick := more[2][strings.LastIndex(more[2], " ")+1:]
 	if !strings.HasPrefix(kick, "http://127.0.0.1:") || !strings.HasSuffix(kick, "/kick") || strings.Contains(kick, ":0/") {
-		t.Fatalf("printed %q, want the admin URL", more[1])
+		t.Fatalf("printed %q, want the admin URL", more[2])
 	}
 	alice := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
 	resp, err := http.PostForm(kick, map[string][]string{"user": {"alice"}, "reason": {"testing"}})
@@ -370,5 +381,55 @@ func TestServeZombie(t *testing.T) {
 	}
 	if code := <-closed; code != websocket.CloseGoingAway {
 		t.Errorf("close code on shutdown = %d, want 1001", code)
+	}
+}
+
+// TestServeFiles: the program shares files beside the history file: an
+// upload with the connection's token, a message with it, the download.
+func TestServeFiles(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	dir := t.TempDir()
+	page, _, done := startServeArgs(t, ctx, 3, "-db", filepath.Join(dir, "chat.db"))
+	alice := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
+	up := alice.ReadUntil("upload")
+	if up.URL != "files/" || up.Token == "" {
+		t.Fatalf("upload frame %+v", up)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), "POST", page+"files/?name=notes.txt", strings.NewReader("Buy milk.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(chat.UploadTokenHeader, up.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f chattest.File
+	err = json.NewDecoder(resp.Body).Decode(&f)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %s, %v", resp.Status, err)
+	}
+	alice.Send(map[string]string{"type": "message", "file": f.ID})
+	if m := alice.ReadUntil("message"); m.File == nil || *m.File != f {
+		t.Errorf("message %+v, want the file %+v", m, f)
+	}
+	resp, err = http.Get(page + f.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "Buy milk.\n" || resp.Header.Get("Content-Disposition") != "attachment; filename=notes.txt" {
+		t.Errorf("GET %s: %s %q %v", f.URL, resp.Status, body, resp.Header)
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "chat-files"))
+	if err != nil || len(ents) != 2 {
+		t.Errorf("chat-files holds %v (%v), want the file and its metadata", ents, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
 	}
 }

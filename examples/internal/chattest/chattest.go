@@ -111,6 +111,18 @@ type Frame struct {
 	Profiles map[string]Profile `json:"profiles,omitempty"`
 	Messages []Frame            `json:"messages,omitempty"`
 	Error    string             `json:"error,omitempty"`
+	File     *File              `json:"file,omitempty"`  // a message's
+	URL      string             `json:"url,omitempty"`   // an upload frame's
+	Token    string             `json:"token,omitempty"` // an upload frame's
+}
+
+// File is a message's file.
+type File struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Type string `json:"type"`
+	URL  string `json:"url"`
 }
 
 // Profile is a member's public profile in a users snapshot.

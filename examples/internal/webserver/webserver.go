@@ -36,6 +36,22 @@ const (
 	IdleTimeout = 30 * time.Second
 )
 
+// UploadTimeout bounds reading an upload (a POST to a chat hub's
+// FilesHandler), in place of ReadTimeout: 10 MiB, the default cap, at 100
+// KB/s.
+const UploadTimeout = 2 * time.Minute
+
+// Files returns h, a chat hub's FilesHandler, with UploadTimeout to read
+// each upload's body instead of ReadTimeout.
+func Files(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(UploadTimeout))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // New returns the http.Server of every example program: h with the
 // timeouts above. Serve it on a listener; on shutdown, shut the chat hubs
 // down first, since [http.Server.Shutdown] leaves WebSockets alone.
