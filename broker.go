@@ -52,7 +52,11 @@ type Link interface {
 
 	// Publish assigns m its ID (unique and increasing in the room) and Time,
 	// records it in the room's history unless it is private (m.To is set),
-	// and delivers it to every hub as an EventMessage.
+	// and delivers it, with every other field as given, to every hub as an
+	// EventMessage. A private message to a name no member of the room
+	// holds fails with an error wrapping ErrNoSuchUser, unless m.ToOrigin
+	// is set: a message to someone outside the room, whose sender, a
+	// member, receives it alone (see Options.OnMessage).
 	Publish(ctx context.Context, m Message) error
 
 	// Moderate records and announces a moderation action (see
@@ -75,6 +79,21 @@ type Link interface {
 	Close() error
 }
 
+// A TypingLink is a [Link] that also carries typing notices between the
+// hubs of a room. A hub whose Link implements it sends its members'
+// notices through it, and announces those delivered as EventTyping to its
+// members; with a Link that does not, typing notices stay within each
+// hub. The hub forwards at most one notice per member every 1.5 s.
+type TypingLink interface {
+	Link
+	// Typing announces that username, a member connected to this hub, is
+	// typing: every hub of the room, this one included, receives an
+	// EventTyping with the name. Typing notices are fleeting: the broker
+	// records nothing, need not order them with the room's other events,
+	// and may drop them (under load, or while reconnecting).
+	Typing(ctx context.Context, username string) error
+}
+
 // EventKind says what an [Event] is.
 type EventKind int
 
@@ -91,13 +110,16 @@ const (
 	// EventModeration carries Event.Moderation: a kick, or a ban or mute
 	// set or lifted.
 	EventModeration
+	// EventTyping announces that Event.Username is typing (see
+	// [TypingLink]).
+	EventTyping
 )
 
 // An Event is one entry of a room's ordered stream, as delivered by a
 // [Broker].
 type Event struct {
 	Kind EventKind
-	// Username is the member who joined or left.
+	// Username is the member who joined, left or is typing.
 	Username string
 	// Profile is the public profile of the member who joined, as given
 	// to Link.Join (EventJoin only).

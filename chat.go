@@ -654,6 +654,19 @@ func (c *client) readFrames(mayPark bool) bool {
 			continue // the server is closing: the frame is discarded
 		}
 		c.extendRead()
+		var (
+			f    clientFrame
+			ferr error
+		)
+		if typ == websocket.TextMessage {
+			f, ferr = decodeClientFrame(data)
+			if ferr == nil && f.Type == typeTyping {
+				// Never an error, and not rate-limited: the hub
+				// forwards a bounded number and drops the rest.
+				h.typing(c)
+				continue
+			}
+		}
 		if c.lim != nil && !c.lim.allow(time.Now()) {
 			c.sendError(rateText(h.opts.RateLimit))
 			continue
@@ -662,19 +675,19 @@ func (c *client) readFrames(mayPark bool) bool {
 			c.sendError(errTextBinary)
 			continue
 		}
-		if err := c.handle(data); err != nil {
-			c.sendError(publicText(err))
+		if ferr == nil {
+			ferr = c.handle(&f)
+		}
+		if ferr != nil {
+			c.sendError(publicText(ferr))
 		}
 	}
 }
 
-// handle validates one frame from the member and publishes its message.
-func (c *client) handle(data []byte) error {
+// handle carries out one valid frame from the member: it publishes its
+// message or answers its request.
+func (c *client) handle(f *clientFrame) error {
 	h, name := c.h, c.name
-	f, err := decodeClientFrame(data)
-	if err != nil {
-		return err
-	}
 	switch f.Type {
 	case typeJoin:
 		return errors.New(errTextJoined)
@@ -714,11 +727,20 @@ func (c *client) handle(data []byte) error {
 		if err := h.opts.OnMessage(h, c.identity(), m); err != nil {
 			return err
 		}
-		m.Username, m.ID, m.System, m.Time, m.File = name, "", false, time.Time{}, file
+		m.Username, m.ID, m.System, m.Time, m.File, m.Origin = name, "", false, time.Time{}, file, ""
 		if err := validateMessageBody(&m.Body, withFile, h.opts.MaxBodyBytes); err != nil {
 			return err
 		}
+		if m.ToOrigin != "" {
+			to, err := validateOutside(m.To, m.ToOrigin)
+			if err != nil {
+				h.log.Warn("chat: OnMessage routed a message to an invalid address", "to", clip(m.To), "err", err)
+				return err
+			}
+			m.To = to
+		}
 	}
+	m.Origin = h.opts.Origin
 	return h.publish(context.Background(), m)
 }
 

@@ -24,8 +24,10 @@
 // the repository is this program in full, with signal handling.
 //
 // A process may run any number of hubs, one per room, path or port; they
-// share nothing. Go code takes part with [Hub.Post] (a system message),
-// [Hub.Send] (a system message to one member), [Hub.Users], [Hub.History],
+// share nothing, unless they share a [Broker] (see Several servers, one
+// room). Go code takes part with [Hub.Post] (a system message),
+// [Hub.Send] (a system message to one member), [Hub.Deliver] (a private
+// message from outside the room), [Hub.Users], [Hub.History],
 // the moderation methods (see Moderation), and the hooks Options.OnJoin,
 // OnLeave and OnMessage (which may rewrite or reject a message), which
 // receive the hub and the member's [Identity]. Options.Authenticate plugs
@@ -46,10 +48,12 @@
 //	{"type":"message","body":"psst","to":"bob"}        private: to bob, echoed to the sender
 //	{"type":"message","body":"Look","file":"Q2ZJ7U"}   with a file it uploaded (body may be "")
 //	{"type":"history","before":"17","limit":50}        the messages before 17
+//	{"type":"typing"}                                  the member is typing
 //
 // Server to client:
 //
 //	{"type":"message","id":"17","username":"alice","body":"Hi!","ts":1763780000123}
+//	{"type":"message","id":"18","username":"bob","origin":"8082","body":"Hi!","ts":1763780000456}
 //	{"type":"join","username":"bob"}
 //	{"type":"join","username":"bob","display":"Bob B.","avatar":"https://..."}
 //	{"type":"leave","username":"bob"}
@@ -59,12 +63,15 @@
 //	{"type":"history","messages":[...],"resume":true}  to a joiner that resumes
 //	{"type":"history","before":"17","messages":[...]}  a page of older messages
 //	{"type":"upload","url":"files/","token":"T0K3N","max":10485760}  with Options.Files, once joined
+//	{"type":"typing","username":"alice"}               alice is typing
 //	{"type":"error","error":"reason"}
 //
 // A message's "id" is a decimal string, unique and increasing within the
 // room; "ts" is the time the hub accepted it, in Unix milliseconds. Private
 // messages carry "to"; messages from [Hub.Post] and [Hub.Send] carry
-// "system":true. A join event carries the member's public profile
+// "system":true; one whose sender is elsewhere (on another server of the
+// room, or outside it) carries "origin" (see Several servers, one room).
+// A join event carries the member's public profile
 // ("display", "avatar"; see [Profile]) if it has one, and the users
 // snapshot the profiles of the members that have one in "profiles", by
 // name; both appear only with Options.Authenticate, and are absent, not
@@ -159,6 +166,32 @@
 // history (see Resume) comes in the same place, and the first message
 // after it is the next one after its last.
 //
+// # Typing
+//
+// A member that sends {"type":"typing"} is announced to every member of
+// the room, itself included, as {"type":"typing","username":"alice"}.
+// Clients show "alice is typing…" until her message arrives, or until a
+// few seconds pass without another notice (the web client of package
+// webui waits 4 s), and send one at most every 2 s while the user types.
+// Notices are fleeting: never stored, never in the history, a resume or a
+// page, and never refused with an error: a typing frame over one of the
+// bounds below is dropped silently. Typing frames do not count against
+// Options.RateLimit, so a member's messages go through however fast its
+// client sends them. The bounds keep typing cheap in a large room:
+//
+//   - one notice per member every 1.5 s at most;
+//   - at most 20 notices per second per hub (20 at once), whoever types;
+//   - none in a room of more than Options.TypingMaxMembers members (100
+//     by default), and none from a muted member;
+//   - a notice is written with joins and leaves and weighs nothing
+//     towards Options.SendQueue: it never makes a client too slow.
+//
+// So a hub writes at most 20 × TypingMaxMembers notices per second (2,000
+// frames by default), in as few writes as presence. With a [Broker] whose
+// links are [TypingLink]s ([MemoryBroker]'s and redisbroker's are),
+// notices reach the members on every hub of the room; with another, the
+// members on the typist's hub only.
+//
 // # Usernames
 //
 // [ValidateUsername] states the rules: 1 to 32 characters after trimming
@@ -219,7 +252,8 @@
 //     (Options.MaxUsers): an error frame, then close 1008.
 //   - Invalid JSON, trailing data after the object, an unknown type, an
 //     empty or oversized body (Options.MaxBodyBytes), a private message to
-//     someone absent, a second join, a binary frame, invalid UTF-8, a
+//     someone absent (or to an address elsewhere that Options.OnMessage
+//     refuses), a second join, a binary frame, invalid UTF-8, a
 //     history request without a valid "before" or with an invalid
 //     "limit", a frame over the rate limit (Options.RateLimit), a
 //     message from a muted member, or a message whose "file" is not one
@@ -232,6 +266,8 @@
 //     over the member's upload rate: 413, 400, 401, 403 or 429 with a JSON
 //     error, and nothing is stored (see [Hub.FilesHandler]).
 //   - A frame over Options.ReadLimit: close 1009.
+//   - A typing frame over its bounds (see Typing): dropped silently,
+//     however many come; nobody else notices.
 //
 // Error frames' texts are meant for people; match on the close code, or in
 // Go on the sentinel errors with [errors.Is]. A text that names a value the
@@ -352,6 +388,30 @@
 // With a [Broker] as well, each message is written once: by the hub its
 // sender is connected to; a system message from [Hub.Post] is written by
 // every hub of the room and kept once by the Store.
+//
+// # Several servers, one room
+//
+// Hubs serve one room when they share a [Broker] and a name
+// (Options.Broker, Options.Name). In one process, [MemoryBroker] does it:
+// one room on several ports, paths or listeners. With Options.Origin set
+// on each hub (its port, say), a message carries where its sender is
+// connected: the other hubs send it with "origin", which the sender's own
+// hub leaves out, so clients can show where each message came from.
+//
+// Rooms that stay apart can still carry private messages between them,
+// through Go code that knows both (a process with several servers, say):
+// Options.OnMessage routes a member's private message to an address
+// outside the room, e.g. "bob@8082", by delivering it there with
+// [Hub.Deliver] and setting Message.ToOrigin; the sender then receives its
+// copy, and the recipient the message from the sender's address, with its
+// origin:
+//
+//	{"type":"message","id":"4","username":"alice","body":"hi","to":"bob@8082","ts":...}   alice's copy
+//	{"type":"message","id":"7","username":"alice@8081","origin":"8081","body":"hi","to":"bob","ts":...}   bob's, in the other room
+//
+// Members of either room whose names are such addresses receive nothing
+// of these messages (but see [Hub.Deliver] on Stores). The command examples/multiport in the repository does
+// both: /msg bob@8082, and rooms bridged across ports with -bridge.
 //
 // # Scaling out
 //

@@ -39,21 +39,22 @@ type Hub struct {
 	// it, together with the fan-out of the event that announces it, so all
 	// members see one order. Lock order: mu, then out.mu, then the
 	// poller's mu.
-	mu          sync.Mutex
-	closed      bool
-	syncedOnce  bool
-	conns       map[*client]struct{}  // every connection, joined or not
-	members     map[string]*member    // by name key; members of every hub
-	first, last *member               // join order
-	pending     map[string]*claim     // broker: names being claimed, by key
-	seq         uint64                // last message id, without a broker
-	mem         recent                // recent messages: the history, resume, pages
-	users       usersSnap             // cached users snapshot; zero when stale
-	enc         []byte                // scratch for encoding join and leave events
-	pl          *poller               // idle connections' poller, started on first use
-	plTried     bool                  // a poller was started, or could not be
-	bans, mutes map[string]Moderation // in force, by name key (see moderate.go); nil: none
-	tokens      map[string]*client    // upload tokens of the members' connections (see upload.go)
+	mu           sync.Mutex
+	closed       bool
+	syncedOnce   bool
+	conns        map[*client]struct{}  // every connection, joined or not
+	members      map[string]*member    // by name key; members of every hub
+	first, last  *member               // join order
+	pending      map[string]*claim     // broker: names being claimed, by key
+	seq          uint64                // last message id, without a broker
+	mem          recent                // recent messages: the history, resume, pages
+	users        usersSnap             // cached users snapshot; zero when stale
+	enc          []byte                // scratch for encoding join and leave events
+	pl           *poller               // idle connections' poller, started on first use
+	plTried      bool                  // a poller was started, or could not be
+	bans, mutes  map[string]Moderation // in force, by name key (see moderate.go); nil: none
+	tokens       map[string]*client    // upload tokens of the members' connections (see upload.go)
+	typingBudget *bucket               // the typing notices this hub may forward (see typing.go)
 
 	nMutes atomic.Int32 // len(mutes), for the message path to read without mu
 }
@@ -88,6 +89,7 @@ type member struct {
 	id    *Identity
 	conns []*client
 	one   [1]*client // conns' array while it has one
+	typed time.Time  // when its last typing notice went out (local members)
 
 	uploads *bucket // its upload rate, once it has uploaded (see upload.go)
 
@@ -140,11 +142,22 @@ func NewHub(opts Options) *Hub {
 		h.loadStore()
 		go h.ap.run()
 	}
+	if o.Origin != "" && !validOrigin(o.Origin) {
+		panic("chat: invalid Options.Origin " + quote(o.Origin) + ": want 1 to 64 bytes of printable text")
+	}
 	if o.Broker == nil {
 		h.syncedOnce = true
 		close(h.synced)
-	} else if h.link, h.openErr = o.Broker.Open(o.Name, h.deliver); h.openErr != nil {
-		h.log.Warn("chat: broker cannot open room", "err", h.openErr)
+	} else {
+		// The broker may deliver before Open returns, from a goroutine
+		// of its own: what deliver reads is set under the lock.
+		link, err := o.Broker.Open(o.Name, h.deliver)
+		h.mu.Lock()
+		h.link, h.openErr = link, err
+		h.mu.Unlock()
+		if err != nil {
+			h.log.Warn("chat: broker cannot open room", "err", err)
+		}
 	}
 	if o.PingInterval > 0 {
 		h.wg.Go(h.pinger)
@@ -537,7 +550,7 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 		h.mu.Unlock()
 		return ErrHubClosed
 	}
-	if m.To != "" {
+	if m.To != "" && m.ToOrigin == "" {
 		to := h.members[nameKey(m.To)]
 		if to == nil {
 			h.mu.Unlock()
@@ -608,6 +621,8 @@ func (h *Hub) deliver(ev Event) {
 		h.applyMessageLocked(&m)
 	case EventModeration:
 		h.applyModerationLocked(ev.Moderation)
+	case EventTyping:
+		h.applyTypingLocked(ev.Username, time.Now())
 	}
 }
 
@@ -704,17 +719,29 @@ func (h *Hub) applyLeaveLocked(key string) {
 // ones make the history. It never blocks: a client that falls SendQueue
 // messages behind is disconnected instead.
 func (h *Hub) applyMessageLocked(m *Message) {
-	obj := appendMessageJSON(nil, m, h.opts.FilesURL)
+	obj := appendMessageJSON(nil, m, h.opts.FilesURL, h.opts.Origin)
 	id := h.seq // publish has just assigned it
-	if h.link != nil {
+	if h.opts.Broker != nil {
 		id, _ = strconv.ParseUint(m.ID, 10, 64)
 	}
 	if m.To != "" {
-		// To every connection of the sender and of the recipient.
+		// To every connection of the sender and of the recipient. A
+		// sender from elsewhere (another hub of the room, or outside it)
+		// has no connection here, and no member here is a recipient
+		// outside the room, whatever its name: their keys stay empty,
+		// which matches no member's in memory either.
 		var buf [2]*client
 		to := buf[:0]
-		fk, tk := nameKey(m.Username), nameKey(m.To)
-		from, rcpt := h.members[fk], h.members[tk]
+		var fk, tk string
+		var from, rcpt *member
+		if m.Origin == "" || m.Origin == h.opts.Origin {
+			fk = nameKey(m.Username)
+			from = h.members[fk]
+		}
+		if m.ToOrigin == "" {
+			tk = nameKey(m.To)
+			rcpt = h.members[tk]
+		}
 		if from != nil {
 			to = append(to, from.conns...)
 		}

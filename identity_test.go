@@ -388,7 +388,7 @@ func TestSecondConnectionWithoutAuthenticate(t *testing.T) {
 // through another hub is refused as taken.
 func TestSeveralConnectionsBroker(t *testing.T) {
 	t.Parallel()
-	b := newMemBroker()
+	b := chat.NewMemoryBroker()
 	s1 := startServer(t, chat.Options{Name: "lobby", Broker: b, Authenticate: headerAuth})
 	s2 := startServer(t, chat.Options{Name: "lobby", Broker: b, Authenticate: headerAuth})
 	aliceP := profile{Display: "Alice", Avatar: "https://img.example/a.png"}
@@ -432,10 +432,10 @@ func TestSeveralConnectionsBroker(t *testing.T) {
 	diff(t, "Users on hub 2", []string{"bob", "carol"}, s2.hub.Users())
 }
 
-// gateBroker is a memBroker whose Link.Join waits for the gate to open,
+// gateBroker is a Broker whose Link.Join waits for the gate to open,
 // and counts its calls.
 type gateBroker struct {
-	*memBroker
+	chat.Broker
 	gate    chan struct{}
 	entered chan string
 }
@@ -446,7 +446,7 @@ type gateLink struct {
 }
 
 func (b *gateBroker) Open(room string, deliver func(chat.Event)) (chat.Link, error) {
-	l, err := b.memBroker.Open(room, deliver)
+	l, err := b.Broker.Open(room, deliver)
 	return &gateLink{Link: l, b: b}, err
 }
 
@@ -465,7 +465,7 @@ func (l *gateLink) Join(ctx context.Context, name string, p chat.Profile) error 
 // then joins the member, without a claim of its own.
 func TestSeveralConnectionsAtOnce(t *testing.T) {
 	t.Parallel()
-	b := &gateBroker{memBroker: newMemBroker(), gate: make(chan struct{}), entered: make(chan string, 4)}
+	b := &gateBroker{Broker: chat.NewMemoryBroker(), gate: make(chan struct{}), entered: make(chan string, 4)}
 	authed := make(chan string, 4)
 	s := startServer(t, chat.Options{Broker: b, Authenticate: func(r *http.Request) (chat.Identity, error) {
 		id, err := headerAuth(r)

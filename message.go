@@ -35,6 +35,20 @@ type Message struct {
 	// the room (see [Hub.FilesHandler]), or nil for none. A message with a
 	// file may have an empty Body.
 	File *File
+	// Origin names where the sender is, when that is not this hub: the
+	// Options.Origin of the hub its sender is connected to, in a room
+	// whose hubs share a Broker; or, for a private message from outside
+	// the room (see [Hub.Deliver]), the place it came from, e.g. another
+	// server. On the wire it is "origin", left out by a hub whose own
+	// Options.Origin it is. Clients cannot set it.
+	Origin string
+	// ToOrigin, on a private message to someone outside the room, names
+	// where the recipient is, e.g. another server; To is then the
+	// recipient's address there, as the sender's client shows it (e.g.
+	// "bob@8082"). Such a message is its sender's copy of what Go code
+	// carried elsewhere: only the sender receives it (see
+	// Options.OnMessage). It is not on the wire: "to" says it all.
+	ToOrigin string
 }
 
 // Wire type strings.
@@ -46,6 +60,7 @@ const (
 	typeHistory = "history"
 	typeError   = "error"
 	typeUpload  = "upload"
+	typeTyping  = "typing"
 )
 
 // MaxUsernameRunes is the longest username, in characters (runes), after
@@ -151,6 +166,7 @@ func decodeClientFrame(data []byte) (clientFrame, error) {
 		if f.Body == nil && f.File == nil {
 			return clientFrame{}, errors.New(errTextEmptyBody)
 		}
+	case typeTyping:
 	case typeHistory:
 		var err error
 		if f.before, err = strconv.ParseUint(rawText(f.Before), 10, 64); err != nil {
@@ -215,29 +231,35 @@ func rawText(raw json.RawMessage) string {
 // Names are not normalized: a precomposed "é" and "e" followed by U+0301 are
 // different names.
 func ValidateUsername(name string) (string, error) {
+	return validateName(name, MaxUsernameRunes, "username")
+}
+
+// validateName checks name, trimmed, by the rules of ValidateUsername
+// with at most maxRunes characters; what names it in errors.
+func validateName(name string, maxRunes int, what string) (string, error) {
 	if !utf8.ValidString(name) {
-		return "", errorf(ErrInvalidName, "invalid username: not valid UTF-8")
+		return "", errorf(ErrInvalidName, "invalid %s: not valid UTF-8", what)
 	}
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return "", errorf(ErrInvalidName, "invalid username: empty")
+		return "", errorf(ErrInvalidName, "invalid %s: empty", what)
 	}
-	if n := utf8.RuneCountInString(name); n > MaxUsernameRunes {
-		return "", errorf(ErrInvalidName, "invalid username: %d characters, at most %d allowed", n, MaxUsernameRunes)
+	if n := utf8.RuneCountInString(name); n > maxRunes {
+		return "", errorf(ErrInvalidName, "invalid %s: %d characters, at most %d allowed", what, n, maxRunes)
 	}
 	base := false
 	for _, r := range name {
 		if !allowedNameRune(r) {
-			what := "character"
+			kind := "character"
 			if invisible(r) {
-				what = "invisible character"
+				kind = "invisible character"
 			}
-			return "", errorf(ErrInvalidName, "invalid username: %s %U not allowed", what, r)
+			return "", errorf(ErrInvalidName, "invalid %s: %s %U not allowed", what, kind, r)
 		}
 		base = base || unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S)
 	}
 	if !base {
-		return "", errorf(ErrInvalidName, "invalid username: no letter, number, punctuation mark or symbol")
+		return "", errorf(ErrInvalidName, "invalid %s: no letter, number, punctuation mark or symbol", what)
 	}
 	return name, nil
 }
@@ -367,13 +389,18 @@ func publicText(err error) string {
 // Server events are encoded by hand: each is built once per event and
 // framed once for all recipients, and the fields are few and fixed.
 
-// appendMessageJSON appends the wire object of a message event; the URL
-// of its file, if any, is filesURL followed by the file's ID.
-func appendMessageJSON(b []byte, m *Message, filesURL string) []byte {
+// appendMessageJSON appends the wire object of a message event, as sent
+// by a hub whose Options.Origin is own; the URL of its file, if any, is
+// filesURL followed by the file's ID.
+func appendMessageJSON(b []byte, m *Message, filesURL, own string) []byte {
 	b = append(b, `{"type":"message","id":`...)
 	b = appendJSONString(b, m.ID)
 	b = append(b, `,"username":`...)
 	b = appendJSONString(b, m.Username)
+	if m.Origin != "" && m.Origin != own {
+		b = append(b, `,"origin":`...)
+		b = appendJSONString(b, m.Origin)
+	}
 	b = append(b, `,"body":`...)
 	b = appendJSONString(b, m.Body)
 	if m.To != "" {
@@ -408,7 +435,8 @@ func appendFileJSON(b []byte, f *File, filesURL string) []byte {
 	return append(b, '}')
 }
 
-// appendNameEvent appends {"type":typ,"username":name} (a leave).
+// appendNameEvent appends {"type":typ,"username":name} (a leave, a
+// typing notice).
 func appendNameEvent(b []byte, typ, name string) []byte {
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)

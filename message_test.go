@@ -67,7 +67,7 @@ func FuzzDecodeClientFrame(f *testing.F) {
 				// What we would send back must decode to the same text.
 				m := Message{ID: "1", Username: "u", Body: *fr.Body, Time: time.UnixMilli(1)}
 				var back struct{ Body string }
-				if err := json.Unmarshal(appendMessageJSON(nil, &m, ""), &back); err != nil || back.Body != m.Body {
+				if err := json.Unmarshal(appendMessageJSON(nil, &m, "", ""), &back); err != nil || back.Body != m.Body {
 					t.Fatalf("re-encoded body %q decodes to %q, %v", m.Body, back.Body, err)
 				}
 			}
@@ -168,7 +168,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("negative values do not turn features off: %+v", o)
 	}
 	// The default read limit holds the largest body with every byte escaped.
-	worst := appendMessageJSON(nil, &Message{ID: "1", Username: strings.Repeat("w", 32), Body: strings.Repeat("\x01", defaultMaxBody)}, "")
+	worst := appendMessageJSON(nil, &Message{ID: "1", Username: strings.Repeat("w", 32), Body: strings.Repeat("\x01", defaultMaxBody)}, "", "")
 	if int64(len(worst)) > o.ReadLimit {
 		t.Errorf("ReadLimit %d < %d bytes of a legal, fully escaped message", o.ReadLimit, len(worst))
 	}

@@ -368,7 +368,7 @@ func TestModerationBadInput(t *testing.T) {
 // room, and a hub that opens the room later learns the bans and mutes.
 func TestModerationBroker(t *testing.T) {
 	t.Parallel()
-	b := newMemBroker()
+	b := chat.NewMemoryBroker()
 	s1 := startServer(t, chat.Options{Name: "lobby", Broker: b, RateLimit: -1})
 	s2 := startServer(t, chat.Options{Name: "lobby", Broker: b, RateLimit: -1})
 	alice := s1.joinAs(t, "alice")

@@ -157,6 +157,16 @@ type Options struct {
 	// with the error's text and nothing is published. It runs on the
 	// sender's goroutine, outside the hub's lock. ID and Time are not set
 	// yet.
+	//
+	// OnMessage may also route a private message out of the room: given
+	// one whose m.To is no member's name but an address it knows (e.g.
+	// "bob@8082", a user of another server of the process), it carries
+	// the message there (with [Hub.Deliver] on that room's hub), sets
+	// m.ToOrigin to where it went and m.To to the address as the sender
+	// is to see it, and returns nil. The hub then publishes the message
+	// as the sender's copy: to the sender's connections alone, and to the
+	// Store, never to a member that has the address for a name. Without
+	// that, a private message to someone absent gets an error frame.
 	OnMessage func(h *Hub, id Identity, m *Message) error
 
 	// SystemName is the username on messages posted with [Hub.Post]. Clients
@@ -228,6 +238,21 @@ type Options struct {
 	// Zero means 5.
 	UploadBurst int
 
+	// Origin names this hub among the hubs of a room that share a Broker,
+	// for people to see, e.g. the server's port or region: every message
+	// its clients send carries it (Message.Origin) to the other hubs,
+	// which send it as "origin" so that their clients can show where a
+	// message came from. A hub leaves its own Origin out of its frames.
+	// At most MaxOriginBytes bytes of printable text. Empty means none.
+	Origin string
+
+	// TypingMaxMembers is the largest room, in members, in which typing
+	// notices are forwarded (see the package doc, Typing); in a larger
+	// room they are dropped, since "someone is typing" means little among
+	// hundreds and each notice costs a frame per member. Zero means 100;
+	// a negative value turns typing notices off.
+	TypingMaxMembers int
+
 	// Logger receives lifecycle events at Debug and unexpected failures at
 	// Warn, never one line per message. Nil means [slog.Default].
 	Logger *slog.Logger
@@ -251,6 +276,7 @@ const (
 	defaultMaxUpload    = 10 << 20
 	defaultUploadRate   = 0.2
 	defaultUploadBurst  = 5
+	defaultTypingMax    = 100
 )
 
 // withDefaults returns a copy of o with every zero field replaced by its
@@ -305,6 +331,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.JoinTimeout <= 0 {
 		o.JoinTimeout = defaultJoinTimeout
+	}
+	if o.TypingMaxMembers == 0 {
+		o.TypingMaxMembers = defaultTypingMax
 	}
 	if o.SystemName == "" {
 		o.SystemName = defaultSystemName

@@ -178,7 +178,7 @@ func (o *outbox) join(payload []byte, c *client, snap usersSnap, hist []byte) {
 	now := time.Now()
 	owe := c != nil && o.pace.owe(now, o.subs, snap.size())
 	off, lag := o.end, o.lag
-	o.broadcastLocked(payload, true)
+	o.broadcastLocked(payload, kindPresence)
 	o.setSnapLocked(snap)
 	if c == nil {
 		return
@@ -220,7 +220,7 @@ func (o *outbox) leave(payload []byte, conns []*client) {
 	for _, c := range conns {
 		o.unsubscribeLocked(c)
 	}
-	o.broadcastLocked(payload, true)
+	o.broadcastLocked(payload, kindPresence)
 }
 
 // message appends a public message's payload to the log, to be written to
@@ -228,7 +228,15 @@ func (o *outbox) leave(payload []byte, conns []*client) {
 func (o *outbox) message(payload []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.broadcastLocked(payload, false)
+	o.broadcastLocked(payload, kindMessage)
+}
+
+// typing appends a typing notice's payload to the log. It is written
+// with presence, without weight (see kindTyping).
+func (o *outbox) typing(payload []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.broadcastLocked(payload, kindTyping)
 }
 
 // reorder records a change of the members other than a join or a leave:
@@ -327,10 +335,24 @@ func (o *outbox) release(c *client) {
 // wait waits until every writer and slow-write goroutine has exited.
 func (o *outbox) wait() { o.wg.Wait() }
 
-// broadcastLocked appends a text frame around payload to the log and
-// wakes every idle subscriber: at once for a message, after the gap for
-// presence (a join or leave).
-func (o *outbox) broadcastLocked(payload []byte, presence bool) {
+// What a frame broadcast through the log is.
+const (
+	// kindMessage is a message: written at once, msgWeight lag units.
+	kindMessage = iota
+	// kindPresence is a join or leave: written after the gap, held in
+	// a storm (see pacer), 1 lag unit.
+	kindPresence
+	// kindTyping is a typing notice: written as presence is, but no
+	// part of a storm, and of no weight, so that it never makes a
+	// connection too slow; an owed snapshot that covers it skips it.
+	kindTyping
+)
+
+// broadcastLocked appends a text frame around payload, a frame of kind,
+// to the log and wakes every idle subscriber: at once for a message,
+// after the gap for presence and typing notices.
+func (o *outbox) broadcastLocked(payload []byte, kind int) {
+	presence := kind != kindMessage
 	if !presence {
 		o.fixOwedLocked() // a snapshot must not cover a message
 	}
@@ -348,11 +370,14 @@ func (o *outbox) broadcastLocked(payload []byte, presence bool) {
 	ch.buf = append(ch.buf, payload...)
 	o.end += uint64(n)
 	var now time.Time
-	if presence {
+	switch kind {
+	case kindPresence:
 		o.lag++
 		now = time.Now()
 		o.pace.presence(now, o.subs)
-	} else {
+	case kindTyping:
+		now = time.Now()
+	default:
 		o.lag += msgWeight
 		o.urgent = o.end
 		o.wakeLocked()

@@ -90,6 +90,7 @@ type recent struct {
 	histMsg   []byte // the cached history payload; nil when stale
 	staleMsg  []byte // the same with "resume":false
 	filesURL  string // Options.FilesURL, for encoding
+	origin    string // the hub's Options.Origin
 }
 
 func (r *recent) init(o *Options) {
@@ -97,6 +98,7 @@ func (r *recent) init(o *Options) {
 	r.filesURL = o.FilesURL
 	r.pub.size = max(o.HistorySize, o.ResumeLimit)
 	r.priv.size = o.ResumeLimit
+	r.origin = o.Origin
 }
 
 // add remembers a message, just accepted, with id.
@@ -121,7 +123,7 @@ func (r *recent) sync(history []Message) {
 	r.priv.reset()
 	for _, m := range history[max(0, len(history)-r.pub.size):] {
 		id, _ := strconv.ParseUint(m.ID, 10, 64)
-		r.pub.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, r.filesURL)})
+		r.pub.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, r.filesURL, r.origin)})
 		r.last = max(r.last, id)
 	}
 	r.base, r.pending = r.last, true
@@ -251,7 +253,7 @@ func encodeItems(msgs []Message, filesURL string) ([]item, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = item{id, appendMessageJSON(nil, &msgs[i], filesURL)}
+		out[i] = item{id, appendMessageJSON(nil, &msgs[i], filesURL, "")} // a Store keeps no Origin
 	}
 	return out, nil
 }

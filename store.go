@@ -258,24 +258,25 @@ func (h *Hub) loadStore() {
 			h.log.Warn("chat: invalid message id in the store", "id", m.ID)
 			continue
 		}
-		h.mem.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, h.opts.FilesURL)})
+		h.mem.add(entry{id: id, msg: m, json: appendMessageJSON(nil, &m, h.opts.FilesURL, "")}) // a Store keeps no Origin
 	}
 }
 
 // storeLocked queues m, just accepted, for the Store, if any. With a
 // Broker, where every hub of the room delivers every message, a message is
 // stored by the hub its sender is connected to (from, if known, is the
-// sender), and a system message by every hub (the Store skips the copies:
-// Hub.Post on any hub stores it even if that hub stops at once).
+// sender), and a system message, or one whose sender is no member (from
+// outside the room: see Hub.Deliver), by every hub (the Store skips the
+// copies: Hub.Post on any hub stores it even if that hub stops at once).
 func (h *Hub) storeLocked(m *Message, from *member) {
 	if h.ap == nil {
 		return
 	}
-	if h.link != nil && !m.System {
+	if h.opts.Broker != nil && !m.System {
 		if from == nil {
 			from = h.members[nameKey(m.Username)]
 		}
-		if from == nil || !from.local {
+		if from != nil && !from.local {
 			return
 		}
 	}

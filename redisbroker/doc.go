@@ -50,6 +50,14 @@
 //     name or publishes its messages, even before it has heard of the
 //     ban. An instance that starts later finds the bans and mutes in force
 //     in its first EventSync.
+//   - Messages keep every field the hubs set (chat.Message.Origin and
+//     ToOrigin too), so instances with chat.Options.Origin show where a
+//     message came from, and a message routed out of the room reaches
+//     its sender wherever it is connected.
+//   - Typing notices ([chat.TypingLink]) are published on the room's
+//     channel without a sequence number: they reach the instances
+//     subscribed at that moment, are never logged, and one lost (while an
+//     instance reconnects, say) is not caught up.
 //
 // Each link subscribes first and then loads the room's state with a script,
 // so no event falls between the two: it delivers the state as an

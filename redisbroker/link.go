@@ -23,6 +23,8 @@ import (
 // closeTimeout bounds the script that releases a closing link's members.
 const closeTimeout = 3 * time.Second
 
+var _ chat.TypingLink = (*link)(nil)
+
 // A link is one hub's handle on a room: an instance of the room in Redis'
 // eyes, with its own id, heartbeat and members. It runs two goroutines:
 // receive, which owns the subscription, delivers events and resyncs, and
@@ -141,14 +143,15 @@ func (l *link) Leave(ctx context.Context, username string) error {
 }
 
 // Publish implements [chat.Link]. A private message to a name no member of
-// the room holds fails with an error wrapping chat.ErrNoSuchUser, and a
+// the room holds fails with an error wrapping chat.ErrNoSuchUser (for one
+// to outside the room, m.ToOrigin set, if its sender is no member), and a
 // message from a muted name (unless it is a system message) with one
 // wrapping chat.ErrMuted.
 func (l *link) Publish(ctx context.Context, m chat.Message) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	w := wireMessage{User: m.Username, Body: m.Body, To: m.To, System: m.System}
+	w := wireMessage{User: m.Username, Body: m.Body, To: m.To, System: m.System, Origin: m.Origin, ToOrigin: m.ToOrigin}
 	if f := m.File; f != nil {
 		w.File = &wireFile{ID: f.ID, Name: f.Name, Size: f.Size, Type: f.Type}
 	}
@@ -157,7 +160,12 @@ func (l *link) Publish(ctx context.Context, m chat.Message) error {
 		return err
 	}
 	to, from := "", ""
-	if m.To != "" {
+	switch {
+	case m.ToOrigin != "":
+		// To outside the room: the member it concerns is its sender,
+		// whom the script checks in the recipient's place.
+		to = chat.NameKey(m.Username)
+	case m.To != "":
 		to = chat.NameKey(m.To)
 	}
 	if !m.System {
@@ -172,6 +180,31 @@ func (l *link) Publish(ctx context.Context, m chat.Message) error {
 		return fmt.Errorf("%w: %q", chat.ErrNoSuchUser, m.To)
 	case -1:
 		return fmt.Errorf("%w: %q", chat.ErrMuted, m.Username)
+	}
+	return nil
+}
+
+// Typing implements [chat.TypingLink]: a typing notice is published on the
+// room's channel without a sequence number, and neither logged nor
+// stored, so an instance that is catching up or reconnecting misses it.
+// It fails with an error wrapping chat.ErrNoSuchUser if this link does not
+// hold username.
+func (l *link) Typing(ctx context.Context, username string) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if !l.holds(chat.NameKey(username)) {
+		return fmt.Errorf("%w: %q", chat.ErrNoSuchUser, username)
+	}
+	payload, err := json.Marshal(struct {
+		Kind string `json:"k"`
+		User string `json:"u"`
+	}{"t", username})
+	if err != nil {
+		return err
+	}
+	if err := l.b.rdb.Publish(ctx, l.channel, payload).Err(); err != nil {
+		return fmt.Errorf("redisbroker: typing: %w", err)
 	}
 	return nil
 }
@@ -478,6 +511,8 @@ func (l *link) receive() {
 			switch {
 			case err != nil:
 				l.log.Warn("redisbroker: ignoring malformed event", "err", err)
+			case w.Kind == "t": // typing: outside the sequence
+				l.deliver(chat.Event{Kind: chat.EventTyping, Username: w.User})
 			case w.Seq <= last: // already delivered
 			case w.Seq > last+1: // lost events: catch up
 				synced, wantSync = false, true
@@ -552,11 +587,13 @@ func (l *link) forward(w wireEvent) {
 
 // wireMessage is a message as published, without its id and time.
 type wireMessage struct {
-	User   string    `json:"u"`
-	Body   string    `json:"b"`
-	To     string    `json:"to,omitempty"`
-	System bool      `json:"sys,omitempty"`
-	File   *wireFile `json:"f,omitempty"`
+	User     string    `json:"u"`
+	Body     string    `json:"b"`
+	To       string    `json:"to,omitempty"`
+	System   bool      `json:"sys,omitempty"`
+	File     *wireFile `json:"f,omitempty"`
+	Origin   string    `json:"o,omitempty"`
+	ToOrigin string    `json:"xo,omitempty"`
 }
 
 // wireFile is a message's attachment as published.
@@ -610,7 +647,7 @@ func decodeEvent(payload string) (wireEvent, error) {
 	if err := json.Unmarshal([]byte(payload), &w); err != nil {
 		return w, err
 	}
-	if w.Seq <= 0 {
+	if w.Seq <= 0 && w.Kind != "t" {
 		return w, fmt.Errorf("event without sequence number: %.100q", payload)
 	}
 	return w, nil
@@ -632,6 +669,8 @@ func (w *wireEvent) event() chat.Event {
 			Body:     w.Msg.Body,
 			To:       w.Msg.To,
 			System:   w.Msg.System,
+			Origin:   w.Msg.Origin,
+			ToOrigin: w.Msg.ToOrigin,
 			Time:     time.UnixMilli(w.Time),
 		}
 		if f := w.Msg.File; f != nil {

@@ -33,10 +33,15 @@ import "github.com/redis/go-redis/v9"
 //	{"s":9,"k":"m","t":1763780000123,"m":{"u":"bob","b":"hi"}} message
 //	{"s":10,"k":"n"}                                         no-op (sequence raised)
 //	{"s":11,"k":"x","a":"ban","u":"bob","r":"spam","e":1763783600123} moderation
+//	{"k":"t","u":"bob"}                                      typing (no number, not logged)
 //
-// A moderation event's "a" is one of kick, ban, unban, mute and unmute, "r"
-// the reason, "e" the end of a ban or mute in Unix milliseconds (0 for the
-// others).
+// A message's "m" may also hold "to" (the recipient of a private message),
+// "sys" (a system message), "o" (Message.Origin) and "xo"
+// (Message.ToOrigin). A moderation event's "a" is one of kick, ban, unban,
+// mute and unmute, "r" the reason, "e" the end of a ban or mute in Unix
+// milliseconds (0 for the others). Typing notices are published by the
+// link itself, outside the scripts: they take no sequence number and
+// never enter the log.
 //
 // Every script gets ARGV[1] = base and ARGV[2] = channel, and KEYS[1] = the
 // seq key so that a cluster client routes it to the room's slot.
