@@ -394,6 +394,11 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 	if err == nil {
 		valid, err = ValidateUsername(name)
 	}
+	if err == nil && h.opts.CheckName != nil {
+		if cerr := h.opts.CheckName(valid); cerr != nil {
+			err = errorf(ErrInvalidName, "%s", publicText(cerr))
+		}
+	}
 	first := false
 	if err == nil {
 		if c.id != nil {

@@ -246,7 +246,8 @@
 //
 //   - Authenticate's error, or an identity it returns over a size cap:
 //     401 before the upgrade, with the error's text.
-//   - A taken, invalid, reserved or banned name, a ?username= that fails
+//   - A taken, invalid, reserved or banned name (or one that
+//     Options.CheckName refuses), a ?username= that fails
 //     to percent-decode (answered at once), a frame other than join before
 //     joining, no join frame within Options.JoinTimeout, or a full room
 //     (Options.MaxUsers): an error frame, then close 1008.
@@ -410,7 +411,9 @@
 //	{"type":"message","id":"7","username":"alice@8081","origin":"8081","body":"hi","to":"bob","ts":...}   bob's, in the other room
 //
 // Members of either room whose names are such addresses receive nothing
-// of these messages (but see [Hub.Deliver] on Stores). The command examples/multiport in the repository does
+// of these messages live; reserve such names with Options.CheckName all
+// the same, since a Store matches private messages by name (see
+// [Hub.Deliver]). The command examples/multiport in the repository does
 // both: /msg bob@8082, and rooms bridged across ports with -bridge.
 //
 // # Scaling out

@@ -136,6 +136,15 @@ type Options struct {
 	// connection asking for a member's name is refused as taken.
 	Authenticate func(r *http.Request) (Identity, error)
 
+	// CheckName, if set, is called with every name a connection asks to
+	// join as (from ?username=, the join frame or Authenticate), once it
+	// has passed the rules of [ValidateUsername], before the join: a
+	// non-nil error refuses it as an invalid name, with an error frame
+	// with the error's text and close 1008. Use it to reserve names, such
+	// as the addresses of users outside the room (see [Hub.Deliver]). It
+	// runs on the connection's goroutine, outside the hub's lock.
+	CheckName func(name string) error
+
 	// OnJoin, if set, is called once a member has joined and the join has
 	// been announced, with the hub and the member's identity: once per
 	// member, not per connection (see Authenticate). It runs on the

@@ -42,7 +42,7 @@ const maxAddressRunes = 2 * MaxUsernameRunes
 // name. A member whose name is the address sees nothing of the message;
 // but a Store, which matches private messages by name, would hand it to
 // such a member in its pages: give senders addresses that members cannot
-// take, e.g. refuse such names in Options.Authenticate.
+// take: refuse such names with Options.CheckName.
 //
 // Deliver fails with an error wrapping [ErrInvalidBody] for an empty or
 // oversized body, wrapping [ErrInvalidName] for an invalid address (1 to

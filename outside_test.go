@@ -219,3 +219,26 @@ func TestOriginInvalid(t *testing.T) {
 	h := chat.NewHub(chat.Options{Origin: "a\nb"})
 	h.Close()
 }
+
+// TestCheckName: Options.CheckName refuses names as invalid ones are,
+// from the query and from the join frame; others join.
+func TestCheckName(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, chat.Options{CheckName: func(name string) error {
+		if strings.Contains(name, "@") {
+			return errors.New("chat: names with @ address users elsewhere")
+		}
+		return nil
+	}})
+	text, code := s.dial(t, "username=bob%408082").refused()
+	if text != "names with @ address users elsewhere" || code != 1008 {
+		t.Errorf("?username=bob@8082: %q, %d", text, code)
+	}
+	c := s.dial(t, "")
+	c.send(map[string]string{"type": "join", "username": "x@y"})
+	if text, code := c.refused(); text != "names with @ address users elsewhere" || code != 1008 {
+		t.Errorf("join frame x@y: %q, %d", text, code)
+	}
+	s.joinAs(t, "bob")
+	diff(t, "Users", []string{"bob"}, s.hub.Users())
+}
