@@ -130,8 +130,8 @@
 // ?name= and the token in the [UploadTokenHeader] header, and is answered
 // with the file's object; it then sends a message with "file" set to the
 // file's ID. The hub checks that the member uploaded that file to this
-// room, and the message carries the file's object to everyone: its name,
-// size, type and URL. Clients show PNG, JPEG, GIF and WebP images as
+// room (it may attach it to more than one message), and the message
+// carries the file's object to everyone: its name, size, type and URL. Clients show PNG, JPEG, GIF and WebP images as
 // previews ([File.Inline]) and other files as download links.
 //
 // Uploads are capped (Options.MaxUploadBytes, 10 MiB) and rate-limited

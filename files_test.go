@@ -360,12 +360,17 @@ func TestUploadRefused(t *testing.T) {
 }
 
 // TestUploadRate: a member over its upload rate gets 429; others upload
-// on.
+// on. Uploads refused before their body is read do not count.
 func TestUploadRate(t *testing.T) {
 	t.Parallel()
 	s := startFiles(t, chat.Options{UploadRate: 1.0 / 3600, UploadBurst: 2})
 	_, tok := s.joinUp(t, "alice")
 	_, tok2 := s.joinUp(t, "bob")
+	for range 3 {
+		if r := s.upload(t, tok, "../a.txt", []byte("file")); r.status != http.StatusBadRequest {
+			t.Fatalf("a bad name: %d %s, want 400", r.status, r.body)
+		}
+	}
 	for range 2 {
 		s.mustUpload(t, tok, "a.txt", []byte("file"))
 	}

@@ -237,9 +237,10 @@ type Options struct {
 
 	// UploadRate is how many files per second one member may upload, on
 	// average; UploadBurst more may come at once. An upload over the
-	// limit gets 429 (Too Many Requests) and nothing is stored. The limit
-	// is per member (all of its connections together), for as long as it
-	// is a member. Zero means 0.2 (one every 5 s, 12 a minute); a
+	// limit gets 429 (Too Many Requests) and nothing is stored; an upload
+	// refused before its body is read (no token, a bad name, too large by
+	// its Content-Length) does not count. The limit is per member (all of
+	// its connections together), for as long as it is a member. Zero means 0.2 (one every 5 s, 12 a minute); a
 	// negative value turns the limit off.
 	UploadRate float64
 

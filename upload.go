@@ -95,6 +95,11 @@ const fileCSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; 
 // and a Content-Security-Policy that allows no script and sandboxes the
 // file. Files never change, so responses may be cached for a year; Range
 // requests are served.
+//
+// The http.Server's ReadTimeout, if set, bounds the whole upload: leave
+// time for Options.MaxUploadBytes at your users' speeds, or extend the
+// read deadline of uploads with [http.ResponseController] in a wrapper,
+// as the example programs do.
 func (h *Hub) FilesHandler() http.Handler { return filesHandler{h} }
 
 type filesHandler struct{ h *Hub }
@@ -161,9 +166,6 @@ func (h *Hub) upload(w http.ResponseWriter, r *http.Request) {
 	}
 	owner, status, err := h.uploader(r)
 	if err != nil {
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(1/h.opts.UploadRate))))
-		}
 		writeJSONError(w, status, publicText(err))
 		return
 	}
@@ -176,6 +178,15 @@ func (h *Hub) upload(w http.ResponseWriter, r *http.Request) {
 	tooBig := fmt.Sprintf("file too large: at most %d bytes", limit)
 	if r.ContentLength > limit {
 		writeJSONError(w, http.StatusRequestEntityTooLarge, tooBig)
+		return
+	}
+	// What can be refused without reading the body has been: now the
+	// upload counts against the member's rate.
+	if status, err := h.spendUpload(owner); err != nil {
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(1/h.opts.UploadRate))))
+		}
+		writeJSONError(w, status, publicText(err))
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
@@ -231,9 +242,8 @@ func (h *Hub) uploadFailed(w http.ResponseWriter, r *http.Request, err error, to
 }
 
 // uploader returns the name of the member an upload comes from, from its
-// token or, without one, from Options.Authenticate, and spends a token of
-// the member's upload rate. On failure it returns the HTTP status and an
-// error to answer with.
+// token or, without one, from Options.Authenticate. On failure it returns
+// the HTTP status and an error to answer with.
 func (h *Hub) uploader(r *http.Request) (string, int, error) {
 	var name string
 	tok := r.Header.Get(UploadTokenHeader)
@@ -263,16 +273,29 @@ func (h *Hub) uploader(r *http.Request) (string, int, error) {
 	} else if m = h.members[nameKey(strings.TrimSpace(name))]; m == nil {
 		return "", http.StatusForbidden, fmt.Errorf("%s is not a member of the room: join it first", quote(name))
 	}
-	if h.opts.UploadRate > 0 {
-		now := time.Now()
-		if m.uploads == nil {
-			m.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
-		}
-		if !m.uploads.allow(now) {
-			return "", http.StatusTooManyRequests, fmt.Errorf(errTextUploadRate, h.opts.UploadRate*60)
-		}
-	}
 	return m.name, 0, nil
+}
+
+// spendUpload spends a token of the upload rate of the member name, the
+// uploader, or returns the HTTP status and an error to answer with.
+func (h *Hub) spendUpload(name string) (int, error) {
+	if h.opts.UploadRate <= 0 {
+		return 0, nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.members[nameKey(name)]
+	if m == nil {
+		return http.StatusUnauthorized, errors.New("not a member of the room any more")
+	}
+	now := time.Now()
+	if m.uploads == nil {
+		m.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
+	}
+	if !m.uploads.allow(now) {
+		return http.StatusTooManyRequests, fmt.Errorf(errTextUploadRate, h.opts.UploadRate*60)
+	}
+	return 0, nil
 }
 
 // download serves the file with id.
