@@ -22,6 +22,9 @@ func FuzzDecodeClientFrame(f *testing.F) {
 		`{"type":"join","username":"alice"}`,
 		`{"type":"message","body":"Hello"}`,
 		`{"type":"message","body":"psst","to":"bob"}`,
+		`{"type":"message","file":"Q2ZJ7UXM4V3K5N6P2RSTAB7CDE"}`,
+		`{"type":"message","body":"look","file":"../../etc/passwd"}`,
+		`{"type":"message","file":12}`,
 		`{"type":"message","body":null}`,
 		`{"type":"message","body":"a"} {"type":"message"}`,
 		`{"type":"shout"}`,
@@ -60,10 +63,10 @@ func FuzzDecodeClientFrame(f *testing.F) {
 				checkName(t, name)
 			}
 		case typeMessage:
-			if fr.Body == nil {
-				t.Fatal("message without body accepted")
+			if fr.Body == nil && fr.File == nil {
+				t.Fatal("message without body or file accepted")
 			}
-			if validateBody(*fr.Body, defaultMaxBody) == nil {
+			if fr.Body != nil && validateBody(*fr.Body, defaultMaxBody) == nil {
 				// What we would send back must decode to the same text.
 				m := Message{ID: "1", Username: "u", Body: *fr.Body, Time: time.UnixMilli(1)}
 				var back struct{ Body string }
@@ -421,4 +424,28 @@ func TestUsersSnap(t *testing.T) {
 			}
 		}
 	}
+}
+
+func FuzzFileName(f *testing.F) {
+	for _, seed := range []string{"cat.png", "../../etc/passwd", "a/b", `a\b`, "..", " x ", "cat\u202egnp.exe", "a\x00b", "\xff", "résumé (final).pdf"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		got, err := validateFileName(name)
+		if err != nil {
+			if got != "" || err.Error() == "" {
+				t.Fatalf("error %v with name %q", err, got)
+			}
+			return
+		}
+		if got == "" || got != strings.TrimSpace(got) || got == "." || got == ".." || strings.ContainsAny(got, `/\`) ||
+			utf8.RuneCountInString(got) > MaxFileNameRunes || !strings.Contains(name, got) {
+			t.Fatalf("accepted %q as %q", name, got)
+		}
+		for _, r := range got {
+			if !allowedNameRune(r) {
+				t.Fatalf("accepted %q with %U", got, r)
+			}
+		}
+	})
 }
