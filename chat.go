@@ -514,6 +514,7 @@ func (c *client) readJoin() (name, since string, ok bool) {
 		if isTimeout(err) {
 			// JoinTimeout. gorilla's reader is spent after a timeout, so
 			// the client's close reply is awaited on the socket itself.
+			c.h.met.refused.Add(1)
 			c.closeWithError(fmt.Errorf(errTextJoinTimeout, c.h.opts.JoinTimeout))
 			c.drain()
 		}
@@ -534,9 +535,11 @@ func (c *client) readJoin() (name, since string, ok bool) {
 	return *f.Username, rawText(f.Since), true
 }
 
-// refuse sends an error frame and closes with 1008, then waits for the
-// client's close reply (see awaitClose) so the frames arrive.
+// refuse refuses the join: it sends an error frame and closes with 1008,
+// then waits for the client's close reply (see awaitClose) so the frames
+// arrive.
 func (c *client) refuse(err error) {
+	c.h.met.refused.Add(1)
 	c.closeWithError(err)
 	c.awaitClose()
 }
@@ -647,8 +650,14 @@ func (c *client) readFrames(mayPark bool) bool {
 		mayPark = true
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				h.met.reject(rejectTooBig)
+				h.met.evicted(evictOther)
 				c.drain()
+			case isTimeout(err) && c.ending.CompareAndSwap(false, true):
+				// ReadTimeout, unless the server was closing already.
+				h.met.evicted(evictReadTimeout)
 			}
 			if !isExpectedReadError(err) {
 				h.log.Debug("chat: read failed", "user", c.name, "err", err)
@@ -673,10 +682,12 @@ func (c *client) readFrames(mayPark bool) bool {
 			}
 		}
 		if c.lim != nil && !c.lim.allow(time.Now()) {
+			h.met.reject(rejectRate)
 			c.sendError(rateText(h.opts.RateLimit))
 			continue
 		}
 		if typ != websocket.TextMessage {
+			h.met.reject(rejectJSON)
 			c.sendError(errTextBinary)
 			continue
 		}
@@ -684,6 +695,7 @@ func (c *client) readFrames(mayPark bool) bool {
 			ferr = c.handle(&f)
 		}
 		if ferr != nil {
+			h.met.reject(rejectCauseOf(ferr))
 			c.sendError(publicText(ferr))
 		}
 	}
@@ -695,7 +707,7 @@ func (c *client) handle(f *clientFrame) error {
 	h, name := c.h, c.name
 	switch f.Type {
 	case typeJoin:
-		return errors.New(errTextJoined)
+		return rejected(rejectType, errors.New(errTextJoined))
 	case typeHistory:
 		page, err := h.page(name, f.before, f.limit)
 		if err != nil {
@@ -710,7 +722,7 @@ func (c *client) handle(f *clientFrame) error {
 	}
 	if f.To != nil {
 		if m.To = strings.TrimSpace(*f.To); m.To == "" {
-			return errors.New("empty recipient")
+			return rejected(rejectBody, errors.New("empty recipient"))
 		}
 	}
 	withFile := f.File != nil
@@ -730,11 +742,11 @@ func (c *client) handle(f *clientFrame) error {
 	if h.opts.OnMessage != nil {
 		file := m.File
 		if err := h.opts.OnMessage(h, c.identity(), m); err != nil {
-			return err
+			return rejected(rejectHook, err)
 		}
 		m.Username, m.ID, m.System, m.Time, m.File, m.Origin = name, "", false, time.Time{}, file, ""
 		if err := validateMessageBody(&m.Body, withFile, h.opts.MaxBodyBytes); err != nil {
-			return err
+			return rejected(rejectHook, err)
 		}
 		if m.ToOrigin != "" {
 			to, err := validateOutside(m.To, m.ToOrigin)
@@ -746,7 +758,11 @@ func (c *client) handle(f *clientFrame) error {
 		}
 	}
 	m.Origin = h.opts.Origin
-	return h.publish(context.Background(), m)
+	if err := h.publish(context.Background(), m); err != nil {
+		return err
+	}
+	h.met.in.Add(1)
+	return nil
 }
 
 // drain reads and discards what the client still sends after gorilla has

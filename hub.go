@@ -30,6 +30,7 @@ type Hub struct {
 	openErr error          // the Broker could not open the room
 	out     outbox         // the write side: log, ready queue, writers
 	ap      *appender      // writes messages to Options.Store; nil without one
+	met     metrics        // counters for Metrics
 
 	// ctx is cancelled when shutdown starts: it bounds reads of the Store.
 	ctx    context.Context
@@ -156,6 +157,7 @@ func NewHub(opts Options) *Hub {
 		h.link, h.openErr = link, err
 		h.mu.Unlock()
 		if err != nil {
+			h.met.brokerErrors.Add(1)
 			h.log.Warn("chat: broker cannot open room", "err", err)
 		}
 	}
@@ -267,8 +269,11 @@ func (h *Hub) shutdown(ctx, flush context.Context) error {
 		pl.close()
 	}
 	if h.link != nil {
-		if cerr := h.link.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("chat: closing broker link: %w", cerr)
+		if cerr := h.link.Close(); cerr != nil {
+			h.met.brokerErrors.Add(1)
+			if err == nil {
+				err = fmt.Errorf("chat: closing broker link: %w", cerr)
+			}
 		}
 	}
 	// Nothing is delivered any more: what is queued is all there is.
@@ -438,6 +443,9 @@ func (h *Hub) joinFailed(name string, err error) error {
 		defer h.mu.Unlock()
 		return h.bannedErrLocked(name, nameKey(name), false)
 	}
+	if !errors.Is(err, ErrHubClosed) {
+		h.met.brokerErrors.Add(1)
+	}
 	h.log.Warn("chat: join through broker failed", "user", name, "err", err)
 	return errors.New(errTextUnavailable)
 }
@@ -476,6 +484,7 @@ func (h *Hub) releaseName(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
 	defer cancel()
 	if err := h.link.Leave(ctx, name); err != nil {
+		h.met.brokerErrors.Add(1)
 		h.log.Warn("chat: leave through broker failed", "user", name, "err", err)
 	}
 }
@@ -578,8 +587,9 @@ func (h *Hub) publish(ctx context.Context, m *Message) error {
 			defer h.mu.Unlock()
 			return h.mutedErrLocked(nameKey(m.Username), false)
 		}
+		h.met.brokerErrors.Add(1)
 		h.log.Warn("chat: publish through broker failed", "err", err)
-		return errors.New(errTextUnavailable)
+		return rejected(rejectUnavailable, errors.New(errTextUnavailable))
 	}
 	return nil
 }
@@ -627,10 +637,10 @@ func (h *Hub) deliver(ev Event) {
 }
 
 // closeConnsLocked closes m's connections here, if any, with code and
-// reason.
+// reason: evictions for Metrics (Evictions.Other).
 func (h *Hub) closeConnsLocked(m *member, code int, reason string) {
 	for _, c := range m.conns {
-		h.out.close(c, code, reason)
+		h.out.evict(c, evictOther, code, reason)
 	}
 }
 
@@ -721,8 +731,10 @@ func (h *Hub) applyLeaveLocked(key string) {
 func (h *Hub) applyMessageLocked(m *Message) {
 	obj := appendMessageJSON(nil, m, h.opts.FilesURL, h.opts.Origin)
 	id := h.seq // publish has just assigned it
+	at := m.Time
 	if h.opts.Broker != nil {
 		id, _ = strconv.ParseUint(m.ID, 10, 64)
+		at = time.Now() // not another process's clock: see Metrics.Lag
 	}
 	if m.To != "" {
 		// To every connection of the sender and of the recipient. A
@@ -749,7 +761,7 @@ func (h *Hub) applyMessageLocked(m *Message) {
 			to = append(to, rcpt.conns...)
 		}
 		if len(to) > 0 {
-			h.out.send(obj, to...)
+			h.out.private(obj, at, to...)
 		}
 		h.mem.add(entry{id: id, msg: *m, json: obj, from: fk, to: tk})
 		h.storeLocked(m, from)
@@ -757,7 +769,7 @@ func (h *Hub) applyMessageLocked(m *Message) {
 	}
 	h.mem.add(entry{id: id, msg: *m, json: obj})
 	h.storeLocked(m, nil)
-	h.out.message(obj)
+	h.out.message(obj, at)
 }
 
 // applySyncLocked replaces the hub's view of the room with s, announcing

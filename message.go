@@ -144,46 +144,47 @@ type clientFrame struct {
 
 // decodeClientFrame decodes one text frame into a fresh value. It rejects
 // invalid UTF-8, anything but a single JSON object, and unknown types. The
-// returned error's text is fit for an error frame.
+// returned error's text is fit for an error frame; its cause (see
+// rejected) says why, for Metrics.
 func decodeClientFrame(data []byte) (clientFrame, error) {
 	var f clientFrame
 	if !utf8.Valid(data) {
-		return f, errors.New(errTextUTF8)
+		return f, rejected(rejectJSON, errors.New(errTextUTF8))
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&f); err != nil {
-		return clientFrame{}, errors.New(errTextJSON)
+		return clientFrame{}, rejected(rejectJSON, errors.New(errTextJSON))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return clientFrame{}, errors.New(errTextJSON)
+		return clientFrame{}, rejected(rejectJSON, errors.New(errTextJSON))
 	}
 	switch f.Type {
 	case typeJoin:
 		if f.Username == nil {
-			return clientFrame{}, fmt.Errorf("join needs a username")
+			return clientFrame{}, rejected(rejectType, errors.New("join needs a username"))
 		}
 	case typeMessage:
 		if f.Body == nil && f.File == nil {
-			return clientFrame{}, errors.New(errTextEmptyBody)
+			return clientFrame{}, rejected(rejectBody, errors.New(errTextEmptyBody))
 		}
 	case typeTyping:
 	case typeHistory:
 		var err error
 		if f.before, err = strconv.ParseUint(rawText(f.Before), 10, 64); err != nil {
-			return clientFrame{}, errors.New(errTextBefore)
+			return clientFrame{}, rejected(rejectHistory, errors.New(errTextBefore))
 		}
 		f.limit = defaultPageLimit
 		if l := rawText(f.Limit); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil || n < 1 || len(f.Limit) != len(l) {
-				return clientFrame{}, errors.New(errTextLimit)
+				return clientFrame{}, rejected(rejectHistory, errors.New(errTextLimit))
 			}
 			f.limit = min(n, maxPageLimit)
 		}
 	case "":
-		return clientFrame{}, errors.New("missing type")
+		return clientFrame{}, rejected(rejectType, errors.New("missing type"))
 	default:
-		return clientFrame{}, fmt.Errorf("unknown type %s", quote(f.Type))
+		return clientFrame{}, rejected(rejectType, fmt.Errorf("unknown type %s", quote(f.Type)))
 	}
 	return f, nil
 }

@@ -82,6 +82,7 @@ const (
 type chunk struct {
 	base uint64 // log offset of buf[0]
 	lag  uint64 // lag units (see msgWeight) in the log before this chunk
+	msgs uint64 // messages in the log before this chunk
 	buf  []byte
 }
 
@@ -112,11 +113,15 @@ type writeSide struct {
 	sub       bool          // receives the hub's broadcasts
 	off       uint64        // next log offset to write
 	lag       uint64        // lag units written or skipped (see msgWeight)
+	msgs      uint64        // messages in the log before off
 	priv      []privFrame   // frames for this connection only
 	snap      *owedSnap     // the users snapshot it is owed, if any
 	idleIdx   int           // index in outbox.idle, or -1
 	closing   bool          // the last frame is queued: accept no more
 	closeAt   uint64        // closing: write the log up to here, no further
+	closeMsgs uint64        // closing: messages in the log before closeAt
+	privMsgs  uint64        // private messages in priv, for Metrics
+	privFirst int64         // when the first of them was accepted (see stamps)
 	evictBy   time.Time     // set when evicted: the last write deadline
 	lastWrite time.Time     // when the last write started
 	done      chan struct{} // closed when writing is finished for good
@@ -143,6 +148,9 @@ type outbox struct {
 	end        uint64     // log offset after the last frame
 	urgent     uint64     // log offset after the last message: not to wait
 	lag        uint64     // lag units appended so far: msgWeight per message, 1 per join or leave
+	msgs       uint64     // messages appended so far
+	stamps     stamps     // when the log's messages were accepted, for Metrics.Lag
+	epoch      time.Time  // stamps count from here
 	pace       pacer      // when presence is written
 	snap       usersSnap  // the users snapshot valid at end, fixed; zero if unknown
 	owing      []*client  // members that may owe a snapshot not yet fixed
@@ -163,6 +171,7 @@ func (o *outbox) init(h *Hub) {
 	o.nextChunk = minChunk
 	o.wake = make(chan struct{}, 1)
 	o.maxWorkers = max(1, runtime.GOMAXPROCS(0))
+	o.epoch = time.Now()
 }
 
 // join appends the join event payload to the log and records snap, the
@@ -178,7 +187,7 @@ func (o *outbox) join(payload []byte, c *client, snap usersSnap, hist []byte) {
 	now := time.Now()
 	owe := c != nil && o.pace.owe(now, o.subs, snap.size())
 	off, lag := o.end, o.lag
-	o.broadcastLocked(payload, kindPresence)
+	o.broadcastLocked(payload, kindPresence, time.Time{})
 	o.setSnapLocked(snap)
 	if c == nil {
 		return
@@ -220,15 +229,15 @@ func (o *outbox) leave(payload []byte, conns []*client) {
 	for _, c := range conns {
 		o.unsubscribeLocked(c)
 	}
-	o.broadcastLocked(payload, kindPresence)
+	o.broadcastLocked(payload, kindPresence, time.Time{})
 }
 
 // message appends a public message's payload to the log, to be written to
-// every subscriber at once.
-func (o *outbox) message(payload []byte) {
+// every subscriber at once. at is when the hub accepted it.
+func (o *outbox) message(payload []byte, at time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.broadcastLocked(payload, kindMessage)
+	o.broadcastLocked(payload, kindMessage, at)
 }
 
 // typing appends a typing notice's payload to the log. It is written
@@ -236,7 +245,7 @@ func (o *outbox) message(payload []byte) {
 func (o *outbox) typing(payload []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.broadcastLocked(payload, kindTyping)
+	o.broadcastLocked(payload, kindTyping, time.Time{})
 }
 
 // reorder records a change of the members other than a join or a leave:
@@ -264,6 +273,23 @@ func (o *outbox) send(payload []byte, to ...*client) {
 	defer o.mu.Unlock()
 	for _, c := range to {
 		o.sendLocked(c, frame)
+	}
+}
+
+// private queues a private message's payload, which the hub accepted at
+// at, for each of to alone, as send does.
+func (o *outbox) private(payload []byte, at time.Time, to ...*client) {
+	frame := textFrame(payload)
+	t := o.stamp(at)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range to {
+		if o.sendLocked(c, frame) {
+			if c.w.privMsgs == 0 {
+				c.w.privFirst = t
+			}
+			c.w.privMsgs++
+		}
 	}
 }
 
@@ -325,6 +351,17 @@ func (o *outbox) close(c *client, code int, reason string) {
 	o.closeLocked(c, code, reason)
 }
 
+// evict closes c as close does and, unless c was closing already, counts
+// it among the evictions for cause.
+func (o *outbox) evict(c *client, cause evictCause, code int, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !c.w.closing {
+		o.h.met.evicted(cause)
+	}
+	o.closeLocked(c, code, reason)
+}
+
 // release ends c's output after what is queued and waits until it has been
 // written, or has failed.
 func (o *outbox) release(c *client) {
@@ -350,8 +387,9 @@ const (
 
 // broadcastLocked appends a text frame around payload, a frame of kind,
 // to the log and wakes every idle subscriber: at once for a message,
-// after the gap for presence and typing notices.
-func (o *outbox) broadcastLocked(payload []byte, kind int) {
+// which the hub accepted at at, after the gap for presence and typing
+// notices.
+func (o *outbox) broadcastLocked(payload []byte, kind int, at time.Time) {
 	presence := kind != kindMessage
 	if !presence {
 		o.fixOwedLocked() // a snapshot must not cover a message
@@ -363,7 +401,7 @@ func (o *outbox) broadcastLocked(payload []byte, kind int) {
 	} else {
 		size := max(n, o.nextChunk)
 		o.nextChunk = min(maxChunk, 2*o.nextChunk)
-		ch = &chunk{base: o.end, lag: o.lag, buf: make([]byte, 0, size)}
+		ch = &chunk{base: o.end, lag: o.lag, msgs: o.msgs, buf: make([]byte, 0, size)}
 		o.chunks = append(o.chunks, ch)
 	}
 	ch.buf = appendFrameHeader(ch.buf, opText, len(payload))
@@ -379,6 +417,8 @@ func (o *outbox) broadcastLocked(payload []byte, kind int) {
 		now = time.Now()
 	default:
 		o.lag += msgWeight
+		o.msgs++
+		o.stamps.push(o.stamp(at))
 		o.urgent = o.end
 		o.wakeLocked()
 	}
@@ -388,6 +428,7 @@ func (o *outbox) broadcastLocked(payload []byte, kind int) {
 	for len(o.chunks) > 1 && o.lag-o.chunks[1].lag >= limit {
 		o.chunks[0] = nil
 		o.chunks = o.chunks[1:]
+		o.stamps.trim(o.chunks[0].msgs)
 	}
 	for _, c := range o.slow {
 		if o.behindLocked(c) > limit {
@@ -420,7 +461,7 @@ func (o *outbox) subscribeLocked(c *client, off, lag uint64) {
 	if !c.w.sub {
 		o.subs++
 	}
-	c.w.sub, c.w.off, c.w.lag = true, off, lag
+	c.w.sub, c.w.off, c.w.lag, c.w.msgs = true, off, lag, o.msgs
 	o.scheduleLocked(c)
 }
 
@@ -434,19 +475,21 @@ func (o *outbox) unsubscribeLocked(c *client) {
 	o.unidleLocked(c)
 }
 
-// sendLocked queues frame parts for c alone, after the log written so far.
-func (o *outbox) sendLocked(c *client, parts ...[]byte) {
+// sendLocked queues frame parts for c alone, after the log written so far,
+// and reports whether it did.
+func (o *outbox) sendLocked(c *client, parts ...[]byte) bool {
 	if c.w.closing {
-		return
+		return false
 	}
 	if len(c.w.priv) >= o.h.opts.SendQueue {
 		o.evictLocked(c)
-		return
+		return false
 	}
 	for _, p := range parts {
 		c.w.priv = append(c.w.priv, privFrame{at: o.end, b: p})
 	}
 	o.scheduleLocked(c)
+	return true
 }
 
 // setSnapLocked records body, the users snapshot (fixed), as the
@@ -499,7 +542,7 @@ func (o *outbox) closeFrameLocked(c *client, frame []byte) {
 		return
 	}
 	c.w.closing = true
-	c.w.closeAt = o.end
+	c.w.closeAt, c.w.closeMsgs = o.end, o.msgs
 	c.w.snap = nil // the log is written up to the close instead
 	if frame != nil {
 		c.w.priv = append(c.w.priv, privFrame{at: o.end, b: frame})
@@ -524,9 +567,11 @@ func (o *outbox) evictLocked(c *client) {
 		return // closing already, or done
 	}
 	o.h.log.Debug("chat: disconnecting slow client", "remote", c.nc.RemoteAddr())
-	c.w.off, c.w.lag = o.end, o.lag
+	o.h.met.evicted(evictSlow)
+	c.w.off, c.w.lag, c.w.msgs = o.end, o.lag, o.msgs
 	clear(c.w.priv)
 	c.w.priv = c.w.priv[:0]
+	c.w.privMsgs = 0
 	c.w.evictBy = time.Now().Add(closeGraceTimeout)
 	if c.w.state == wSlow {
 		_ = c.nc.SetWriteDeadline(c.w.evictBy)
@@ -616,6 +661,7 @@ func (o *outbox) finishLocked(c *client) {
 	o.unsubscribeLocked(c)
 	c.w.state = wDone
 	c.w.priv = nil
+	c.w.privMsgs = 0
 	close(c.w.done)
 }
 
@@ -749,9 +795,25 @@ func (q *fifo) pop() *client {
 type batch struct {
 	out      net.Buffers
 	end, lag uint64    // c's cursor once written
+	endMsgs  uint64    // messages in the log before end
 	final    bool      // the connection is finished once written
 	deadline time.Time // the eviction deadline, if any
 	raw      rawWriter // writeNow's state
+
+	// For Metrics: the bytes and messages in out, when the oldest of
+	// those was accepted (see stamp; -1 if unknown), and when the write
+	// started.
+	bytes int
+	msgs  uint64
+	first int64
+	at    time.Time
+}
+
+// stamp is the time at, when the hub accepted a message, as kept in
+// stamps and writeSide.privFirst: in nanoseconds since the outbox's epoch
+// (monotonic, when at has a monotonic reading), and at least 0.
+func (o *outbox) stamp(at time.Time) int64 {
+	return max(at.Sub(o.epoch).Nanoseconds(), 0)
 }
 
 // takeLocked fills b with everything c has to write and reports whether
@@ -787,6 +849,11 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	}
 	clear(c.w.priv)
 	c.w.priv = c.w.priv[:0]
+	b.msgs, b.first = c.w.privMsgs, -1
+	if b.msgs > 0 {
+		b.first = c.w.privFirst
+	}
+	c.w.privMsgs = 0
 	lag := o.lag
 	if s != nil {
 		b.out, pos = o.appendOwed(b.out, pos, s)
@@ -803,6 +870,30 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	b.end, b.lag = max(c.w.off, pos), lag
 	b.final = c.w.closing
 	b.deadline = c.w.evictBy
+
+	// The messages of the log in b: those before b.end and not before
+	// c.w.off. Unsubscribed, c is written none; with an owed snapshot
+	// not yet fixed, it is written the log up to the joins the snapshot
+	// is to cover, and no message has come since; else the log up to
+	// limit.
+	b.endMsgs = c.w.msgs
+	switch {
+	case !c.w.sub:
+	case s != nil || !c.w.closing:
+		b.endMsgs = o.msgs
+	default:
+		b.endMsgs = c.w.closeMsgs
+	}
+	if b.endMsgs > c.w.msgs {
+		if t, ok := o.stamps.at(c.w.msgs); ok && (b.first < 0 || t < b.first) {
+			b.first = t
+		}
+		b.msgs += b.endMsgs - c.w.msgs
+	}
+	b.bytes = 0
+	for _, p := range b.out {
+		b.bytes += len(p)
+	}
 	return true
 }
 
@@ -862,6 +953,7 @@ func (o *outbox) writeOnce(c *client, b *batch) (blocked bool, err error) {
 func (o *outbox) writer() {
 	defer o.wg.Done()
 	var b batch
+	var t tally
 	o.mu.Lock()
 	for {
 		c := o.nextLocked()
@@ -872,6 +964,7 @@ func (o *outbox) writer() {
 			continue
 		}
 		c.w.lastWrite = time.Now()
+		b.at = c.w.lastWrite
 		o.mu.Unlock()
 
 		blocked, err := o.writeOnce(c, &b)
@@ -883,15 +976,20 @@ func (o *outbox) writer() {
 			// Not finished at once: let the connection finish on its own.
 			c.w.state = wSlow
 			o.slow = append(o.slow, c)
-			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, lag: b.lag, final: b.final}
+			slow := batch{out: append(net.Buffers(nil), b.out...), end: b.end, lag: b.lag, endMsgs: b.endMsgs, final: b.final,
+				bytes: b.bytes, msgs: b.msgs, first: b.first, at: b.at}
 			o.wg.Add(1)
 			go o.slowWrite(c, &slow)
 		} else {
-			o.doneLocked(c, &b, err)
+			o.doneLocked(c, &b, err, &t)
+			if t.writes >= tallyEvery {
+				t.flush(&o.h.met)
+			}
 		}
 		clear(b.out)
 		b.out = b.out[:0]
 	}
+	t.flush(&o.h.met)
 	o.workers--
 	if o.workers == 0 {
 		// Both queues are empty: let a large room's queues go.
@@ -907,6 +1005,7 @@ func (o *outbox) writer() {
 		last := o.chunks[len(o.chunks)-1]
 		clear(o.chunks)
 		o.chunks = append(o.chunks[:0], last)
+		o.stamps.trim(last.msgs)
 	}
 	o.mu.Unlock()
 }
@@ -937,19 +1036,27 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 			break
 		}
 	}
-	o.doneLocked(c, b, err)
+	var t tally
+	o.doneLocked(c, b, err, &t)
 	o.startLocked()
 	o.mu.Unlock()
+	t.flush(&o.h.met)
 }
 
-// doneLocked records the outcome of writing b to c.
-func (o *outbox) doneLocked(c *client, b *batch, err error) {
+// doneLocked records the outcome of writing b to c, and counts it in t
+// if it succeeded.
+func (o *outbox) doneLocked(c *client, b *batch, err error, t *tally) {
 	if err != nil {
 		o.failLocked(c)
 		return
 	}
+	var lag time.Duration
+	if b.first >= 0 {
+		lag = b.at.Sub(o.epoch) - time.Duration(b.first)
+	}
+	t.add(b.bytes, b.msgs, lag)
 	if c.w.off < b.end {
-		c.w.off, c.w.lag = b.end, b.lag
+		c.w.off, c.w.lag, c.w.msgs = b.end, b.lag, b.endMsgs
 	}
 	if b.final {
 		// The close frame is out; give the client a moment to answer.

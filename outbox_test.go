@@ -387,7 +387,7 @@ func TestOutboxEvictsLagging(t *testing.T) {
 	closing, evicted := cl.w.closing, !cl.w.evictBy.IsZero()
 	h.out.slow = h.out.slow[:0]
 	cl.w.state = wWriting
-	h.out.doneLocked(cl, &batch{}, nil) // the stuck write finishes
+	h.out.doneLocked(cl, &batch{first: -1}, nil, &tally{}) // the stuck write finishes
 	h.out.startLocked()
 	h.out.mu.Unlock()
 	if !closing || !evicted {
@@ -443,7 +443,7 @@ func TestOutboxPresenceLag(t *testing.T) {
 	closing := cl.w.closing
 	h.out.slow = h.out.slow[:0]
 	cl.w.state = wWriting
-	h.out.doneLocked(cl, &batch{}, nil)
+	h.out.doneLocked(cl, &batch{first: -1}, nil, &tally{})
 	h.out.startLocked()
 	h.out.mu.Unlock()
 	if closing {

@@ -218,6 +218,10 @@ func (p *poller) sweep() {
 	}
 	p.mu.Unlock()
 	for _, c := range due {
+		if c.ending.CompareAndSwap(false, true) {
+			// Not ending for another reason already: a read timeout.
+			c.h.met.evicted(evictReadTimeout)
+		}
 		c.wake()
 	}
 }

@@ -296,6 +296,7 @@ func (h *Hub) prepareResume(name, since string) *resumeReq {
 		r.read = err == nil
 	}
 	if err != nil && !errors.Is(err, ErrNotRetained) && h.ctx.Err() == nil {
+		h.met.storeErrors.Add(1)
 		h.log.Warn("chat: cannot read the store to resume", "user", name, "err", err)
 	}
 	return r
@@ -365,9 +366,10 @@ func (h *Hub) page(name string, before uint64, limit int) ([]byte, error) {
 		}
 		if err != nil {
 			if h.ctx.Err() == nil {
+				h.met.storeErrors.Add(1)
 				h.log.Warn("chat: cannot read the store for a page of history", "user", name, "err", err)
 			}
-			return nil, errors.New(errTextHistoryUnavailable)
+			return nil, rejected(rejectUnavailable, errors.New(errTextHistoryUnavailable))
 		}
 	}
 	key := nameKey(name)

@@ -180,6 +180,7 @@ func (a *appender) run() {
 		if a.ctx.Err() != nil {
 			return
 		}
+		h.met.storeErrors.Add(1)
 		retry = min(maxAppendRetry, max(minAppendRetry, 2*retry))
 		h.log.Warn("chat: store append failed, retrying", "err", err, "waiting", waiting, "retry_in", retry)
 		t := time.NewTimer(retry)
@@ -232,6 +233,7 @@ func (h *Hub) loadStore() {
 		last, err = strconv.ParseUint(id, 10, 64)
 	}
 	if err != nil {
+		h.met.storeErrors.Add(1)
 		if h.opts.Broker == nil {
 			last = uint64(time.Now().UnixMicro())
 			h.log.Warn("chat: cannot read the store's last message id; numbering messages from the clock",
@@ -249,12 +251,14 @@ func (h *Hub) loadStore() {
 	}
 	msgs, err := s.Latest(ctx, room, h.opts.HistorySize)
 	if err != nil {
+		h.met.storeErrors.Add(1)
 		h.log.Warn("chat: cannot read the history from the store; starting without it", "err", err)
 		return
 	}
 	for _, m := range msgs {
 		id, err := strconv.ParseUint(m.ID, 10, 64)
 		if err != nil {
+			h.met.storeErrors.Add(1)
 			h.log.Warn("chat: invalid message id in the store", "id", m.ID)
 			continue
 		}
