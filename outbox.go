@@ -1038,9 +1038,9 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 	}
 	var t tally
 	o.doneLocked(c, b, err, &t)
+	t.flush(&o.h.met) // under mu, as the writers do: an idle outbox has counted all
 	o.startLocked()
 	o.mu.Unlock()
-	t.flush(&o.h.met)
 }
 
 // doneLocked records the outcome of writing b to c, and counts it in t
