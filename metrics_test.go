@@ -75,9 +75,12 @@ func TestMetricsSession(t *testing.T) {
 
 	// A public message and a private one: two messages in, four out.
 	alice.say("hi")
+	for _, c := range []*conn{alice, bob} {
+		diff(t, "public message", msg("alice", "hi"), c.next())
+	}
 	bob.send(map[string]string{"type": "message", "body": "psst", "to": "alice"})
 	for _, c := range []*conn{alice, bob} {
-		diff(t, "messages", []frame{msg("alice", "hi"), {Type: "message", Username: "bob", Body: "psst", To: "alice"}}, c.nextN(2))
+		diff(t, "private message", frame{Type: "message", Username: "bob", Body: "psst", To: "alice"}, c.next())
 	}
 	early := waitMetrics(t, h, "two messages", func(m chat.Metrics) bool { return m.MessagesIn == 2 && m.MessagesOut == 4 })
 	if early.Lag.Count() != 4 {
@@ -150,8 +153,10 @@ func TestMetricsSession(t *testing.T) {
 	if m.MessagesIn != 2 {
 		t.Errorf("MessagesIn = %d, want 2 (Post does not count)", m.MessagesIn)
 	}
-	if m.MessagesOut <= 4 || m.Lag.Count() != m.MessagesOut {
-		t.Errorf("MessagesOut = %d, Lag counts %d: want the same, over 4", m.MessagesOut, m.Lag.Count())
+	// The posts the slow client's socket took count; the write under
+	// way when it was evicted, which failed, does not.
+	if m.MessagesOut < early.MessagesOut || m.Lag.Count() != m.MessagesOut {
+		t.Errorf("MessagesOut = %d, Lag counts %d: want the same, at least %d", m.MessagesOut, m.Lag.Count(), early.MessagesOut)
 	}
 	if m.BytesOut <= early.BytesOut {
 		t.Errorf("BytesOut = %d, no more than after the first messages (%d)", m.BytesOut, early.BytesOut)

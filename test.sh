@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 # The modules, each tested once. go.work at the root joins them (so that
 # `go run ./examples/static` works from here): it must list the same.
-modules=(. bench examples examples/e2e examples/jwt pgstore redisbroker sqlitestore)
+modules=(. bench examples examples/e2e examples/jwt pgstore prommetrics redisbroker sqlitestore)
 
 echo "== go.work"
 found=$(find . -name go.mod -not -path './.git/*' | sed -e 's|^\./||' -e 's|/\?go\.mod$||' -e 's|^$|.|' | sort)
