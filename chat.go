@@ -550,6 +550,13 @@ func (c *client) closeWithError(err error) {
 	c.h.out.close(c, closePolicy, truncate(publicText(err), 100))
 }
 
+// evictWithError is closeWithError for a member the server disconnects,
+// counted among the evictions for cause unless it was closing already.
+func (c *client) evictWithError(cause evictCause, err error) {
+	c.sendError(publicText(err))
+	c.h.out.evict(c, cause, closePolicy, truncate(publicText(err), 100))
+}
+
 // quit ends the member's part once the server has decided to close the
 // connection (evicted as too slow, shut down, ...): the member leaves at
 // once, and what the client still sends is discarded (see awaitClose).

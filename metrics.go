@@ -38,9 +38,10 @@ type Metrics struct {
 	// frame, control frames and the 101 upgrade responses included.
 	BytesOut uint64
 
-	// JoinsRefused counts connections whose join was refused: an invalid
-	// or taken name, a full room, no join frame within JoinTimeout, a
-	// first frame that is not a join, a broker that could not be reached.
+	// JoinsRefused counts connections whose join was refused: an invalid,
+	// taken or banned name, a full room, no join frame within
+	// JoinTimeout, a first frame that is not a join, a broker that could
+	// not be reached.
 	JoinsRefused uint64
 
 	// Evictions counts the connections the hub closed, by cause.
@@ -81,6 +82,10 @@ type Evictions struct {
 	// within Options.ReadTimeout.
 	ReadTimeout uint64
 
+	// Kicked counts members disconnected by [Hub.Kick] or [Hub.Ban]
+	// (with a Broker, called on any hub of the room).
+	Kicked uint64
+
 	// Other counts the rest: members whose name the Broker no longer
 	// holds (closed with 1013), and connections that sent a frame over
 	// Options.ReadLimit (closed with 1009, and counted in
@@ -107,6 +112,9 @@ type Rejections struct {
 
 	// NoSuchUser counts private messages to someone not in the room.
 	NoSuchUser uint64
+
+	// Muted counts messages from members muted with [Hub.Mute].
+	Muted uint64
 
 	// Hook counts messages refused by Options.OnMessage, or whose body it
 	// rewrote into an invalid one.
@@ -230,6 +238,7 @@ func (h *Hub) Metrics() Metrics {
 	m.Evictions = Evictions{
 		Slow:        c.evictions[evictSlow].Load(),
 		ReadTimeout: c.evictions[evictReadTimeout].Load(),
+		Kicked:      c.evictions[evictKicked].Load(),
 		Other:       c.evictions[evictOther].Load(),
 	}
 	r := &c.rejected
@@ -239,6 +248,7 @@ func (h *Hub) Metrics() Metrics {
 		Type:        r[rejectType].Load(),
 		Body:        r[rejectBody].Load(),
 		NoSuchUser:  r[rejectNoSuchUser].Load(),
+		Muted:       r[rejectMuted].Load(),
 		Hook:        r[rejectHook].Load(),
 		History:     r[rejectHistory].Load(),
 		TooBig:      r[rejectTooBig].Load(),
@@ -261,6 +271,7 @@ type evictCause int
 const (
 	evictSlow evictCause = iota
 	evictReadTimeout
+	evictKicked
 	evictOther
 	numEvictCauses
 )
@@ -274,6 +285,7 @@ const (
 	rejectType
 	rejectBody
 	rejectNoSuchUser
+	rejectMuted
 	rejectHook
 	rejectHistory
 	rejectTooBig
@@ -435,6 +447,8 @@ func rejectCauseOf(err error) rejectCause {
 		return rejectBody
 	case errors.Is(err, ErrNoSuchUser):
 		return rejectNoSuchUser
+	case errors.Is(err, ErrMuted):
+		return rejectMuted
 	}
 	return rejectOther
 }

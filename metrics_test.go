@@ -69,9 +69,13 @@ func TestMetricsSession(t *testing.T) {
 		t.Errorf("after two joins: %d members, %d connections", m.Members, m.Connections)
 	}
 
-	// Two refused joins.
+	// Three refused joins.
 	expectError(t, s.dial(t, "username=a%09b"), "invalid username")
 	expectError(t, s.dial(t, "username=ALICE"), "taken")
+	if err := h.Ban(t.Context(), "troll", time.Minute, ""); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, s.dial(t, "username=troll"), "banned")
 
 	// A public message and a private one: two messages in, four out.
 	alice.say("hi")
@@ -109,6 +113,15 @@ func TestMetricsSession(t *testing.T) {
 		alice.sendRaw(tc.typ, []byte(tc.data))
 		expectError(t, alice, tc.text)
 	}
+	// Muted.
+	if err := h.Mute(t.Context(), "alice", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	alice.say("let me speak")
+	expectError(t, alice, "muted")
+	if err := h.Unmute(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
 	// Rate: one frame over the burst.
 	rusher := s.joinAs(t, "rusher")
 	for range 21 {
@@ -120,17 +133,25 @@ func TestMetricsSession(t *testing.T) {
 		}
 	}
 	expectError(t, rusher, "rate")
+	// Kicked.
+	if err := h.Kick(t.Context(), "rusher", "spam"); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, rusher, "kicked by a moderator: spam")
+	if code := rusher.closeCode(); code != websocket.ClosePolicyViolation {
+		t.Errorf("rusher's close code = %d, want 1008", code)
+	}
 	// A frame over ReadLimit: rejected, and the connection closed.
 	big := s.joinAs(t, "big")
 	big.sendRaw(websocket.TextMessage, []byte(`{"type":"message","body":"`+strings.Repeat("x", 1<<18)+`"}`))
 	if code := big.closeCode(); code != websocket.CloseMessageTooBig {
 		t.Errorf("big's close code = %d, want 1009", code)
 	}
-	wantRejected := chat.Rejections{Rate: 1, JSON: 2, Type: 2, Body: 2, NoSuchUser: 1, Hook: 1, History: 1, TooBig: 1}
+	wantRejected := chat.Rejections{Rate: 1, JSON: 2, Type: 2, Body: 2, NoSuchUser: 1, Muted: 1, Hook: 1, History: 1, TooBig: 1}
 	waitMetrics(t, h, "rejections", func(m chat.Metrics) bool { return m.Rejected == wantRejected })
 
 	// Everyone leaves.
-	for _, c := range []*conn{alice, bob, rusher} {
+	for _, c := range []*conn{alice, bob} {
 		c.ws.Close()
 	}
 	waitMetrics(t, h, "everyone left", func(m chat.Metrics) bool { return m.Members == 0 && m.Connections == 0 })
@@ -161,10 +182,10 @@ func TestMetricsSession(t *testing.T) {
 	if m.BytesOut <= early.BytesOut {
 		t.Errorf("BytesOut = %d, no more than after the first messages (%d)", m.BytesOut, early.BytesOut)
 	}
-	if m.JoinsRefused != 2 {
-		t.Errorf("JoinsRefused = %d, want 2", m.JoinsRefused)
+	if m.JoinsRefused != 3 {
+		t.Errorf("JoinsRefused = %d, want 3", m.JoinsRefused)
 	}
-	diff(t, "evictions", chat.Evictions{Slow: 1, Other: 1}, m.Evictions)
+	diff(t, "evictions", chat.Evictions{Slow: 1, Kicked: 1, Other: 1}, m.Evictions)
 	diff(t, "rejections", wantRejected, m.Rejected)
 	if m.BrokerErrors != 0 || m.StoreErrors != 0 {
 		t.Errorf("BrokerErrors %d, StoreErrors %d, want none", m.BrokerErrors, m.StoreErrors)

@@ -151,6 +151,7 @@ func (h *Hub) moderate(ctx context.Context, act ModAction, name string, d time.D
 		if errors.Is(err, ErrNoSuchUser) { // the member left meanwhile
 			return errorf(ErrNoSuchUser, "user %s is not here", quote(name))
 		}
+		h.met.brokerErrors.Add(1)
 		h.log.Warn("chat: moderation through broker failed", "user", name, "err", err)
 		return fmt.Errorf("chat: moderation through broker: %w", err)
 	}
@@ -254,7 +255,7 @@ func (h *Hub) disconnectLocked(key, text string) {
 		return
 	}
 	for _, c := range m.conns {
-		c.closeWithError(errors.New(text))
+		c.evictWithError(evictKicked, errors.New(text))
 	}
 	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(m.conns))
 }

@@ -16,11 +16,13 @@
 //	hubchat_sent_bytes_total            counter    Metrics.BytesOut
 //	hubchat_joins_refused_total         counter    Metrics.JoinsRefused
 //	hubchat_evictions_total             counter    Metrics.Evictions, by cause:
-//	                                               slow, read_timeout, other
+//	                                               slow, read_timeout, kicked,
+//	                                               other
 //	hubchat_rejected_frames_total       counter    Metrics.Rejected, by cause:
 //	                                               rate, json, type, body,
-//	                                               no_such_user, hook, history,
-//	                                               too_big, unavailable, other
+//	                                               no_such_user, muted, hook,
+//	                                               history, too_big,
+//	                                               unavailable, other
 //	hubchat_broker_errors_total         counter    Metrics.BrokerErrors
 //	hubchat_store_errors_total          counter    Metrics.StoreErrors
 //	hubchat_delivery_lag_seconds        histogram  Metrics.Lag
@@ -129,6 +131,7 @@ func collect(ch chan<- prometheus.Metric, room string, m chat.Metrics) {
 	e := m.Evictions
 	counter(evictionsDesc, e.Slow, "slow")
 	counter(evictionsDesc, e.ReadTimeout, "read_timeout")
+	counter(evictionsDesc, e.Kicked, "kicked")
 	counter(evictionsDesc, e.Other, "other")
 
 	r := m.Rejected
@@ -137,6 +140,7 @@ func collect(ch chan<- prometheus.Metric, room string, m chat.Metrics) {
 	counter(rejectedDesc, r.Type, "type")
 	counter(rejectedDesc, r.Body, "body")
 	counter(rejectedDesc, r.NoSuchUser, "no_such_user")
+	counter(rejectedDesc, r.Muted, "muted")
 	counter(rejectedDesc, r.Hook, "hook")
 	counter(rejectedDesc, r.History, "history")
 	counter(rejectedDesc, r.TooBig, "too_big")

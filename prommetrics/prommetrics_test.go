@@ -40,8 +40,8 @@ func lobby() fakeHub {
 	m := chat.Metrics{
 		Members: 3, Connections: 4,
 		MessagesIn: 10, MessagesOut: 25, BytesOut: 5000, JoinsRefused: 2,
-		Evictions: chat.Evictions{Slow: 1, ReadTimeout: 2, Other: 3},
-		Rejected: chat.Rejections{Rate: 1, JSON: 2, Type: 3, Body: 4, NoSuchUser: 5,
+		Evictions: chat.Evictions{Slow: 1, ReadTimeout: 2, Kicked: 13, Other: 3},
+		Rejected: chat.Rejections{Rate: 1, JSON: 2, Type: 3, Body: 4, NoSuchUser: 5, Muted: 14,
 			Hook: 6, History: 7, TooBig: 8, Unavailable: 9, Other: 10},
 		BrokerErrors: 11, StoreErrors: 12,
 	}
@@ -90,6 +90,7 @@ hubchat_delivery_lag_seconds_sum{room="lobby"} 15
 hubchat_delivery_lag_seconds_count{room="lobby"} 25
 # HELP hubchat_evictions_total Connections the hub closed, by cause.
 # TYPE hubchat_evictions_total counter
+hubchat_evictions_total{cause="kicked",room="lobby"} 13
 hubchat_evictions_total{cause="other",room="lobby"} 3
 hubchat_evictions_total{cause="read_timeout",room="lobby"} 2
 hubchat_evictions_total{cause="slow",room="lobby"} 1
@@ -111,6 +112,7 @@ hubchat_rejected_frames_total{cause="body",room="lobby"} 4
 hubchat_rejected_frames_total{cause="history",room="lobby"} 7
 hubchat_rejected_frames_total{cause="hook",room="lobby"} 6
 hubchat_rejected_frames_total{cause="json",room="lobby"} 2
+hubchat_rejected_frames_total{cause="muted",room="lobby"} 14
 hubchat_rejected_frames_total{cause="no_such_user",room="lobby"} 5
 hubchat_rejected_frames_total{cause="other",room="lobby"} 10
 hubchat_rejected_frames_total{cause="rate",room="lobby"} 1
@@ -151,9 +153,9 @@ hubchat_members{room="other"} 7
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "hubchat_members"); err != nil {
 		t.Error(err)
 	}
-	// 9 metrics, 3 evictions and 10 rejections per room.
-	if n := testutil.CollectAndCount(c); n != 2*(9+3+10) {
-		t.Errorf("%d metrics, want %d", n, 2*(9+3+10))
+	// 9 metrics, 4 evictions and 11 rejections per room.
+	if n := testutil.CollectAndCount(c); n != 2*(9+4+11) {
+		t.Errorf("%d metrics, want %d", n, 2*(9+4+11))
 	}
 }
 
@@ -253,6 +255,7 @@ func ExampleNewCollector() {
 		}
 	}
 	// Output:
+	// hubchat_evictions_total{cause="kicked",room="lobby"} 0
 	// hubchat_evictions_total{cause="other",room="lobby"} 0
 	// hubchat_evictions_total{cause="read_timeout",room="lobby"} 0
 	// hubchat_evictions_total{cause="slow",room="lobby"} 0
