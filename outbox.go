@@ -111,17 +111,17 @@ type owedSnap struct {
 type writeSide struct {
 	state     wstate
 	sub       bool          // receives the hub's broadcasts
+	closing   bool          // the last frame is queued: accept no more
+	privMsgs  uint32        // private messages in priv, for Metrics
 	off       uint64        // next log offset to write
 	lag       uint64        // lag units written or skipped (see msgWeight)
 	msgs      uint64        // messages in the log before off
 	priv      []privFrame   // frames for this connection only
 	snap      *owedSnap     // the users snapshot it is owed, if any
 	idleIdx   int           // index in outbox.idle, or -1
-	closing   bool          // the last frame is queued: accept no more
 	closeAt   uint64        // closing: write the log up to here, no further
 	closeMsgs uint64        // closing: messages in the log before closeAt
-	privMsgs  uint64        // private messages in priv, for Metrics
-	privFirst int64         // when the first of them was accepted (see stamps)
+	privFirst int64         // when the first private message was accepted (see stamp)
 	evictBy   time.Time     // set when evicted: the last write deadline
 	lastWrite time.Time     // when the last write started
 	done      chan struct{} // closed when writing is finished for good
@@ -453,7 +453,7 @@ func (o *outbox) broadcastLocked(payload []byte, kind int, at time.Time) {
 }
 
 // subscribeLocked makes c receive the log from offset off, which is lag
-// lag units into it.
+// lag units into it and has no message after it (only presence).
 func (o *outbox) subscribeLocked(c *client, off, lag uint64) {
 	if c.w.closing {
 		return
@@ -849,7 +849,7 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	}
 	clear(c.w.priv)
 	c.w.priv = c.w.priv[:0]
-	b.msgs, b.first = c.w.privMsgs, -1
+	b.msgs, b.first = uint64(c.w.privMsgs), -1
 	if b.msgs > 0 {
 		b.first = c.w.privFirst
 	}
