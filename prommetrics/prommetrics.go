@@ -38,6 +38,8 @@ package prommetrics
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,28 +55,54 @@ type Hub interface {
 
 var _ Hub = (*chat.Hub)(nil)
 
-// A Collector is a [prometheus.Collector] of the metrics of a fixed set of
-// hubs. It reads each hub's [chat.Hub.Metrics] when Prometheus scrapes,
-// and keeps no state of its own. Use [NewCollector]; a Collector is safe
-// for concurrent use.
+// A Collector is a [prometheus.Collector] of the metrics of a set of hubs,
+// which [Collector.Add] and [Collector.Remove] change at any time (a
+// program that starts rooms as it runs adds their hubs as it goes). It
+// reads each hub's [chat.Hub.Metrics] when Prometheus scrapes, and keeps
+// no state of its own. Use [NewCollector]; a Collector is safe for
+// concurrent use.
 type Collector struct {
+	mu   sync.Mutex
 	hubs []Hub
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
-// NewCollector returns a Collector of the metrics of hubs, which must have
-// different names (a room label may appear once per metric); register it
-// with a [prometheus.Registerer]. It panics if two hubs share a name.
+// NewCollector returns a Collector of the metrics of hubs; register it
+// with a [prometheus.Registerer]. The hubs must have different names, a
+// room label appearing once per metric: NewCollector panics if two share
+// one.
 func NewCollector(hubs ...Hub) *Collector {
-	seen := make(map[string]bool, len(hubs))
+	c := &Collector{}
 	for _, h := range hubs {
-		if seen[h.Name()] {
-			panic(fmt.Sprintf("prommetrics: two hubs of room %q", h.Name()))
+		if err := c.Add(h); err != nil {
+			panic(err)
 		}
-		seen[h.Name()] = true
 	}
-	return &Collector{hubs: append([]Hub(nil), hubs...)}
+	return c
+}
+
+// Add adds h to the hubs c collects. It fails if c collects a hub of the
+// same name already.
+func (c *Collector) Add(h Hub) error {
+	name := h.Name()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.hubs {
+		if o.Name() == name {
+			return fmt.Errorf("prommetrics: a hub of room %q is collected already", name)
+		}
+	}
+	c.hubs = append(c.hubs, h)
+	return nil
+}
+
+// Remove removes h (compared with ==) from the hubs c collects, if it is
+// one of them: its room's metrics are no longer exported.
+func (c *Collector) Remove(h Hub) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hubs = slices.DeleteFunc(c.hubs, func(o Hub) bool { return o == h })
 }
 
 const namespace = "hubchat"
@@ -109,7 +137,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads every hub's metrics and sends them.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	for _, h := range c.hubs {
+	c.mu.Lock()
+	hubs := slices.Clone(c.hubs)
+	c.mu.Unlock()
+	for _, h := range hubs {
 		collect(ch, h.Name(), h.Metrics())
 	}
 }

@@ -159,6 +159,36 @@ hubchat_members{room="other"} 7
 	}
 }
 
+// TestCollectorAddRemove: hubs come and go, one per room.
+func TestCollectorAddRemove(t *testing.T) {
+	c := prommetrics.NewCollector()
+	if n := testutil.CollectAndCount(c); n != 0 {
+		t.Errorf("no hub: %d metrics", n)
+	}
+	h1, h2 := lobby(), fakeHub{"other", chat.Metrics{}}
+	for _, h := range []fakeHub{h1, h2} {
+		if err := c.Add(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Add(lobby()); err == nil || !strings.Contains(err.Error(), `"lobby"`) {
+		t.Errorf("adding a second lobby: %v, want an error naming the room", err)
+	}
+	c.Remove(h1)
+	want := `
+# HELP hubchat_members Members of the room (with a Broker, of every process).
+# TYPE hubchat_members gauge
+hubchat_members{room="other"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "hubchat_members"); err != nil {
+		t.Error(err)
+	}
+	c.Remove(h1) // not collected: nothing happens
+	if err := c.Add(h1); err != nil {
+		t.Errorf("adding the lobby back: %v", err)
+	}
+}
+
 func TestCollectorSameRoom(t *testing.T) {
 	defer func() {
 		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), `"lobby"`) {
