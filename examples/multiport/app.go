@@ -18,8 +18,13 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/prommetrics"
 	"github.com/hubchat/chat/webui"
 )
 
@@ -87,12 +92,14 @@ type serverInfo struct {
 
 // rooms is the multiport app: any number of chat servers, each with its
 // own [chat.Hub] (one room) on its own port, so that messages never cross
-// servers, and the main server's handler, which serves the browser client
-// and an API to list and start chat servers. Use [newRooms]; the zero
-// rooms is not usable. It is safe for concurrent use.
+// servers, and the main server's handler, which serves the browser client,
+// an API to list and start chat servers, and the metrics of every room.
+// Use [newRooms]; the zero rooms is not usable. It is safe for concurrent
+// use.
 type rooms struct {
-	cfg roomsConfig
-	h   http.Handler // the main server's
+	cfg     roomsConfig
+	h       http.Handler           // the main server's
+	metrics *prommetrics.Collector // every hub's, labelled with its room
 
 	mu      sync.Mutex
 	closed  bool
@@ -120,7 +127,11 @@ func newRooms(cfg roomsConfig) *rooms {
 		cfg.Hosts = webserver.HostNames("localhost")
 	}
 	cfg.Hosts = slices.Clone(cfg.Hosts)
-	a := &rooms{cfg: cfg}
+	a := &rooms{cfg: cfg, metrics: prommetrics.NewCollector()}
+	// Every room's metrics, with the Go runtime's and the process's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.metrics, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
 		panic(err) // the embedded directory is always there
@@ -132,6 +143,7 @@ func newRooms(cfg roomsConfig) *rooms {
 	}))
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers", csrf.Handler(http.HandlerFunc(a.serveServers)))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// The page (index.html, multiport.js) with the webui client's chat.js
 	// and chat.css.
 	mux.Handle("/", webui.PageHandler(sub))
@@ -140,9 +152,11 @@ func newRooms(cfg roomsConfig) *rooms {
 }
 
 // handler returns the main server's handler, for roomsConfig.Hosts only:
-// the client at GET /, and /api/servers, where GET lists the chat servers
-// and POST {"port":N} starts one on an allowed, free port and answers 201
-// with its [serverInfo]. Errors are JSON objects {"error":"..."}.
+// the client at GET /; /api/servers, where GET lists the chat servers and
+// POST {"port":N} starts one on an allowed, free port and answers 201 with
+// its [serverInfo] (errors are JSON objects {"error":"..."}); and GET
+// /metrics, the metrics of every chat server's hub for Prometheus, each
+// labelled with its room (the server's name).
 func (a *rooms) handler() http.Handler { return a.h }
 
 // start starts a chat server with its own hub on the port (0 picks a free
@@ -186,6 +200,10 @@ func (a *rooms) start(port int) (serverInfo, error) {
 		opts.Files = chat.DirFiles(filepath.Join(a.cfg.Files, strconv.Itoa(port)))
 	}
 	s.hub = chat.NewHub(opts)
+	if err := a.metrics.Add(s.hub); err != nil { // names are unique: never
+		ln.Close()
+		return serverInfo{}, errors.Join(err, s.hub.Close())
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(s.hub))
 	mux.Handle("/files/", webserver.Files(s.hub.FilesHandler())) // 404 with file sharing off

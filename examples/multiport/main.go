@@ -5,10 +5,12 @@
 //	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-files DIR] [-origin host:port,...] [-hosts name,...]
 //	go run ./examples/multiport [flags] custom PORT
 //
-// The first form serves the client on -addr and starts a chat server on
-// each of -servers; the client may start more on the ports of -allow
-// (POST /api/servers). The second starts a single chat server on PORT that
-// the client at -addr can connect to. Chat servers listen on -host and
+// The first form serves the client on -addr, with GET /metrics (every
+// chat server's metrics for Prometheus, labelled with its room: package
+// prommetrics), and starts a chat server on each of -servers; the client
+// may start more on the ports of -allow (POST /api/servers). The second
+// starts a single chat server on PORT that the client at -addr can
+// connect to (it serves no /metrics). Chat servers listen on -host and
 // accept pages from the main server's origin and from -origin. Every
 // server answers only to the host names it prints (for a loopback host:
 // localhost, 127.0.0.1 and [::1]) and to -hosts, on any port, which

@@ -611,3 +611,30 @@ func TestHTTPTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestMetrics: the main server's GET /metrics serves every chat server's
+// metrics, each labelled with its room, including servers started later.
+func TestMetrics(t *testing.T) {
+	app, base := startApp(t, portRange{})
+	s1, err := app.start(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := chattest.Join(t, s1.URL, base, "alice")
+	alice.Say("hi")
+	alice.ReadUntil("message")
+	s2, err := app.start(0) // after the first scrape would have been
+	if err != nil {
+		t.Fatal(err)
+	}
+	chattest.Join(t, s2.URL, base, "bob")
+	chattest.Join(t, s2.URL, base, "carol")
+	room1, room2 := `{room="`+s1.Name+`"}`, `{room="`+s2.Name+`"}`
+	chattest.WaitMetrics(t, base+"/metrics", map[string]string{
+		"hubchat_members" + room1:                  "1",
+		"hubchat_members" + room2:                  "2",
+		"hubchat_messages_received_total" + room1:  "1",
+		"hubchat_messages_delivered_total" + room1: "1",
+		"hubchat_messages_received_total" + room2:  "0",
+	})
+}

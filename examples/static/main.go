@@ -3,7 +3,9 @@
 //	go run ./examples/static [-addr localhost:8080] [-db hubchat-static.db] [-files DIR] [-rate N] [-history N] [-hosts name,...] [-admin localhost:8081]
 //
 // Open the printed URL in a few browser windows. GET / serves the client
-// (package webui) and /ws is the chat endpoint (?username=name).
+// (package webui), /ws is the chat endpoint (?username=name) and GET
+// /metrics serves the room's metrics for Prometheus (package prommetrics;
+// in production, serve them where only Prometheus reaches).
 //
 // The room's messages are kept in the SQLite file -db (package
 // sqlitestore), hubchat-static.db in the working directory unless set, so
@@ -36,7 +38,8 @@
 // It answers only clients on the machine itself, and no browser.
 //
 // The program is the package's quick start made whole: a hub, a server on
-// a mux beside the web client, an http.Server, and the shutdown order.
+// a mux beside the web client and the metrics, an http.Server, and the
+// shutdown order.
 package main
 
 import (
@@ -53,9 +56,14 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/admin"
 	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/prommetrics"
 	"github.com/hubchat/chat/sqlitestore"
 	"github.com/hubchat/chat/webui"
 )
@@ -184,11 +192,16 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	hub := chat.NewHub(cfg.opts) // the room
+	// The hub's metrics, with the Go runtime's and the process's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prommetrics.NewCollector(hub), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/ws", chat.NewServer(hub))                     // *chat.Server is an http.Handler
 	mux.Handle("/files/", webserver.Files(hub.FilesHandler())) // uploads and downloads, at "files/" beside ws
-	mux.Handle("/", webui.Handler())                           // the web client, which connects to ./ws
-	hs := webserver.New(mux)                                   // an http.Server with timeouts
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", webui.Handler()) // the web client, which connects to ./ws
+	hs := webserver.New(mux)         // an http.Server with timeouts
 	servers := []*http.Server{hs}
 	served := make(chan error, 2) // Serve's results; Serve never returns nil
 	go func() { served <- hs.Serve(ln) }()

@@ -433,3 +433,31 @@ func TestServeFiles(t *testing.T) {
 		t.Errorf("run: %v", err)
 	}
 }
+
+// TestMetrics: GET /metrics serves the room's metrics for Prometheus.
+func TestMetrics(t *testing.T) {
+	page := startApp(t)
+	alice := chattest.Join(t, chattest.WSURL(page)+"ws", "", "alice")
+	alice.Say("hello")
+	alice.ReadUntil("message")
+	alice.Send(map[string]string{"type": "shout"})
+	alice.ReadUntil("error")
+	chattest.WaitMetrics(t, page+"metrics", map[string]string{
+		`hubchat_members{room="lobby"}`:                            "1",
+		`hubchat_connections{room="lobby"}`:                        "1",
+		`hubchat_messages_received_total{room="lobby"}`:            "1",
+		`hubchat_messages_delivered_total{room="lobby"}`:           "1",
+		`hubchat_delivery_lag_seconds_count{room="lobby"}`:         "1",
+		`hubchat_rejected_frames_total{cause="type",room="lobby"}`: "1",
+		`hubchat_rejected_frames_total{cause="rate",room="lobby"}`: "0",
+		`hubchat_evictions_total{cause="slow",room="lobby"}`:       "0",
+	})
+	resp, err := http.Post(page+"metrics", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /metrics: %s, want 405", resp.Status)
+	}
+}

@@ -1,13 +1,14 @@
 // Package chattest holds test helpers shared by the example programs'
 // tests: a goroutine leak check for TestMain, free ports, building and
-// running the programs, and a WebSocket client that reads the chat
-// protocol with deadlines.
+// running the programs, a WebSocket client that reads the chat protocol
+// with deadlines, and a reader of /metrics.
 package chattest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -257,4 +258,47 @@ func Bodies(msgs []Frame) []string {
 // WSURL turns an http:// URL into a ws:// one.
 func WSURL(httpURL string) string {
 	return "ws" + strings.TrimPrefix(httpURL, "http")
+}
+
+// WaitMetrics polls url, a Prometheus /metrics endpoint, until each sample
+// of want (keyed as the text format prints it, e.g.
+// `hubchat_members{room="lobby"}`) has its value, and fails the test with
+// the last response if that takes longer than Timeout. The hub's writers
+// add their counts just after their writes, so a client may see a frame
+// before it is counted.
+func WaitMetrics(t testing.TB, url string, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+		}
+		got := map[string]string{}
+		for line := range strings.Lines(string(body)) {
+			// name{labels} value, where label values may hold spaces.
+			line = strings.TrimSpace(line)
+			if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+				got[line[:i]] = line[i+1:]
+			}
+		}
+		missing := 0
+		for k, v := range want {
+			if got[k] != v {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %d of the wanted samples differ %v; got:\n%s", url, missing, want, body)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, with a deadline
+	}
 }
