@@ -82,14 +82,15 @@ type Evictions struct {
 	// within Options.ReadTimeout.
 	ReadTimeout uint64
 
-	// Kicked counts members disconnected by [Hub.Kick] or [Hub.Ban]
-	// (with a Broker, called on any hub of the room).
+	// Kicked counts the connections of members disconnected by
+	// [Hub.Kick] or [Hub.Ban] (with a Broker, called on any hub of the
+	// room).
 	Kicked uint64
 
-	// Other counts the rest: members whose name the Broker no longer
-	// holds (closed with 1013), and connections that sent a frame over
-	// Options.ReadLimit (closed with 1009, and counted in
-	// Rejections.TooBig as well).
+	// Other counts the rest: the connections of members whose name the
+	// Broker no longer holds (closed with 1013), and connections that
+	// sent a frame over Options.ReadLimit (closed with 1009, and counted
+	// in Rejections.TooBig as well).
 	Other uint64
 }
 

@@ -80,7 +80,7 @@ func TestMetricsOutbox(t *testing.T) {
 				clients[i].nc = conns[i]
 				name := fmt.Sprintf("%s-%03d", pad, i)
 				h.mu.Lock()
-				h.applyJoinLocked(name, nameKey(name), clients[i])
+				h.applyJoinLocked(name, nameKey(name), Profile{}, clients[i])
 				switch {
 				case i%25 == 12 && i > 0:
 					to := fmt.Sprintf("%s-%03d", pad, i-1)
@@ -109,7 +109,7 @@ func TestMetricsClosing(t *testing.T) {
 		clients[i].nc = conns[i]
 		name := "u" + strconv.Itoa(i)
 		h.mu.Lock()
-		h.applyJoinLocked(name, nameKey(name), clients[i])
+		h.applyJoinLocked(name, nameKey(name), Profile{}, clients[i])
 		h.mu.Unlock()
 	}
 	post := func(body string) {

@@ -50,7 +50,7 @@ func TestMetricsSession(t *testing.T) {
 		SendQueue:    16,
 		MaxBodyBytes: 1 << 15,
 		ReadLimit:    1 << 18,
-		OnMessage: func(m *chat.Message) error {
+		OnMessage: func(_ *chat.Hub, _ chat.Identity, m *chat.Message) error {
 			if m.Body == "forbidden" {
 				return errors.New("not in this room")
 			}
@@ -200,6 +200,41 @@ func TestMetricsReadTimeout(t *testing.T) {
 	s.joinAs(t, "mute") // reads nothing more, so answers no ping
 	m := waitMetrics(t, s.hub, "read timeout", func(m chat.Metrics) bool { return m.Evictions.ReadTimeout == 1 && m.Members == 0 })
 	diff(t, "evictions", chat.Evictions{ReadTimeout: 1}, m.Evictions)
+}
+
+// TestMetricsSeveralConnections: a member with two connections is one
+// member, two connections, two deliveries of each message, and two
+// evictions when kicked.
+func TestMetricsSeveralConnections(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, chat.Options{Authenticate: headerAuth})
+	alice1 := s.dialAs(t, chat.Identity{Name: "alice"})
+	alice1.nextN(3)
+	alice2 := s.dialAs(t, chat.Identity{Name: "alice"})
+	alice2.nextN(3)
+	bob := s.dialAs(t, chat.Identity{Name: "bob"})
+	bob.nextN(3)
+	bob.say("hello")
+	for _, c := range []*conn{alice1, alice2} {
+		c.next() // bob's join
+	}
+	for _, c := range []*conn{alice1, alice2, bob} {
+		diff(t, "message", msg("bob", "hello"), c.next())
+	}
+	m := waitMetrics(t, s.hub, "one message to three connections", func(m chat.Metrics) bool { return m.MessagesOut == 3 })
+	if m.Members != 2 || m.Connections != 3 || m.MessagesIn != 1 {
+		t.Errorf("%d members, %d connections, %d messages in; want 2, 3, 1", m.Members, m.Connections, m.MessagesIn)
+	}
+	if err := s.hub.Kick(t.Context(), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*conn{alice1, alice2} {
+		if code := c.closeCode(); code != websocket.ClosePolicyViolation {
+			t.Errorf("alice's close code = %d, want 1008", code)
+		}
+	}
+	m = waitMetrics(t, s.hub, "alice kicked", func(m chat.Metrics) bool { return m.Members == 1 })
+	diff(t, "evictions", chat.Evictions{Kicked: 2}, m.Evictions)
 }
 
 // failingBefore is a testStore whose reads of older pages fail.
