@@ -156,7 +156,7 @@ func newRooms(cfg roomsConfig) *rooms {
 // POST {"port":N} starts one on an allowed, free port and answers 201 with
 // its [serverInfo] (errors are JSON objects {"error":"..."}); and GET
 // /metrics, the metrics of every chat server's hub for Prometheus, each
-// labelled with its room (the server's name).
+// labelled with its room ("port 8081").
 func (a *rooms) handler() http.Handler { return a.h }
 
 // start starts a chat server with its own hub on the port (0 picks a free

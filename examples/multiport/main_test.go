@@ -629,7 +629,7 @@ func TestMetrics(t *testing.T) {
 	}
 	chattest.Join(t, s2.URL, base, "bob")
 	chattest.Join(t, s2.URL, base, "carol")
-	room1, room2 := `{room="`+s1.Name+`"}`, `{room="`+s2.Name+`"}`
+	room1, room2 := fmt.Sprintf(`{room="port %d"}`, s1.Port), fmt.Sprintf(`{room="port %d"}`, s2.Port)
 	chattest.WaitMetrics(t, base+"/metrics", map[string]string{
 		"hubchat_members" + room1:                  "1",
 		"hubchat_members" + room2:                  "2",
