@@ -60,8 +60,9 @@ type Metrics struct {
 
 	// StoreErrors counts the failed calls to Options.Store: each failed
 	// Append (every retry counts), a read for a resume or a page of
-	// history that failed, and the reads of NewHub. Each is also logged
-	// at Warn.
+	// history that failed, and the reads of NewHub; and to Options.Files:
+	// an upload that could not be stored, a file that could not be read.
+	// Each is also logged at Warn.
 	StoreErrors uint64
 
 	// Lag is the distribution of the delivery lag: for every delivery
@@ -117,6 +118,10 @@ type Rejections struct {
 	// Muted counts messages from members muted with [Hub.Mute].
 	Muted uint64
 
+	// File counts messages with a "file" that is not one the sender
+	// uploaded to the room, or sent where file sharing is off.
+	File uint64
+
 	// Hook counts messages refused by Options.OnMessage, or whose body it
 	// rewrote into an invalid one.
 	Hook uint64
@@ -129,8 +134,8 @@ type Rejections struct {
 	// closed with 1009.
 	TooBig uint64
 
-	// Unavailable counts frames refused because the Broker or the Store
-	// failed (counted in BrokerErrors or StoreErrors too).
+	// Unavailable counts frames refused because the Broker, the Store or
+	// the FileStore failed (counted in BrokerErrors or StoreErrors too).
 	Unavailable uint64
 
 	// Other counts the rest, such as messages sent while the hub shuts
@@ -250,6 +255,7 @@ func (h *Hub) Metrics() Metrics {
 		Body:        r[rejectBody].Load(),
 		NoSuchUser:  r[rejectNoSuchUser].Load(),
 		Muted:       r[rejectMuted].Load(),
+		File:        r[rejectFile].Load(),
 		Hook:        r[rejectHook].Load(),
 		History:     r[rejectHistory].Load(),
 		TooBig:      r[rejectTooBig].Load(),
@@ -287,6 +293,7 @@ const (
 	rejectBody
 	rejectNoSuchUser
 	rejectMuted
+	rejectFile
 	rejectHook
 	rejectHistory
 	rejectTooBig
@@ -450,6 +457,8 @@ func rejectCauseOf(err error) rejectCause {
 		return rejectNoSuchUser
 	case errors.Is(err, ErrMuted):
 		return rejectMuted
+	case errors.Is(err, ErrNoSuchFile):
+		return rejectFile
 	}
 	return rejectOther
 }

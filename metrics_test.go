@@ -107,6 +107,7 @@ func TestMetricsSession(t *testing.T) {
 		{websocket.TextMessage, `{"type":"message","body":" "}`, "empty body"},
 		{websocket.TextMessage, `{"type":"message","body":"` + strings.Repeat("x", 40000) + `"}`, "too long"},
 		{websocket.TextMessage, `{"type":"message","body":"hello?","to":"nobody"}`, "not here"},
+		{websocket.TextMessage, `{"type":"message","body":"see","file":"f1"}`, "file sharing is off"},
 		{websocket.TextMessage, `{"type":"message","body":"forbidden"}`, "not in this room"},
 		{websocket.TextMessage, `{"type":"history","before":"x"}`, "before"},
 	} {
@@ -147,7 +148,7 @@ func TestMetricsSession(t *testing.T) {
 	if code := big.closeCode(); code != websocket.CloseMessageTooBig {
 		t.Errorf("big's close code = %d, want 1009", code)
 	}
-	wantRejected := chat.Rejections{Rate: 1, JSON: 2, Type: 2, Body: 2, NoSuchUser: 1, Muted: 1, Hook: 1, History: 1, TooBig: 1}
+	wantRejected := chat.Rejections{Rate: 1, JSON: 2, Type: 2, Body: 2, NoSuchUser: 1, Muted: 1, File: 1, Hook: 1, History: 1, TooBig: 1}
 	waitMetrics(t, h, "rejections", func(m chat.Metrics) bool { return m.Rejected == wantRejected })
 
 	// Everyone leaves.

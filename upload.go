@@ -215,6 +215,7 @@ func (h *Hub) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validFileID(meta.ID) {
+		h.met.storeErrors.Add(1)
 		h.log.Warn("chat: the FileStore issued an invalid file id", "id", clip(meta.ID))
 		writeJSONError(w, http.StatusInternalServerError, "cannot store the file")
 		return
@@ -234,6 +235,7 @@ func (h *Hub) uploadFailed(w http.ResponseWriter, r *http.Request, err error, to
 		return
 	}
 	if r.Context().Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		h.met.storeErrors.Add(1)
 		h.log.Warn("chat: cannot store an upload", "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "cannot store the file")
 		return
@@ -316,6 +318,7 @@ func (h *Hub) download(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	if err != nil {
+		h.met.storeErrors.Add(1)
 		h.log.Warn("chat: cannot open a file", "id", id, "err", err)
 		writeJSONError(w, http.StatusInternalServerError, "cannot read the file")
 		return
@@ -377,7 +380,7 @@ func (h *Hub) grantUploadLocked(c *client) []byte {
 // someone else's file, gets the same error, wrapping ErrNoSuchFile.
 func (h *Hub) attachment(name, id string) (*File, error) {
 	if h.opts.Files == nil {
-		return nil, errors.New(errTextFilesOff)
+		return nil, rejected(rejectFile, errors.New(errTextFilesOff))
 	}
 	notFound := errorf(ErrNoSuchFile, errTextNoFile, quote(id))
 	if !validFileID(id) {
@@ -391,9 +394,10 @@ func (h *Hub) attachment(name, id string) (*File, error) {
 	}
 	if err != nil {
 		if h.ctx.Err() == nil {
+			h.met.storeErrors.Add(1)
 			h.log.Warn("chat: cannot open a file for a message", "id", id, "err", err)
 		}
-		return nil, errors.New(errTextFilesUnavailable)
+		return nil, rejected(rejectUnavailable, errors.New(errTextFilesUnavailable))
 	}
 	content.Close()
 	if meta.ID != id || meta.Room != h.opts.Name || nameKey(meta.Owner) != nameKey(name) {

@@ -20,8 +20,8 @@
 //	                                               other
 //	hubchat_rejected_frames_total       counter    Metrics.Rejected, by cause:
 //	                                               rate, json, type, body,
-//	                                               no_such_user, muted, hook,
-//	                                               history, too_big,
+//	                                               no_such_user, muted, file,
+//	                                               hook, history, too_big,
 //	                                               unavailable, other
 //	hubchat_broker_errors_total         counter    Metrics.BrokerErrors
 //	hubchat_store_errors_total          counter    Metrics.StoreErrors
@@ -121,7 +121,7 @@ var (
 	evictionsDesc   = newDesc("evictions_total", "Connections the hub closed, by cause.", "cause")
 	rejectedDesc    = newDesc("rejected_frames_total", "Frames from members the hub refused, by cause.", "cause")
 	brokerDesc      = newDesc("broker_errors_total", "Failed calls to the Broker.")
-	storeDesc       = newDesc("store_errors_total", "Failed calls to the Store.")
+	storeDesc       = newDesc("store_errors_total", "Failed calls to the Store and the FileStore.")
 	lagDesc         = newDesc("delivery_lag_seconds", "Time from the hub accepting a message to its write to a connection.")
 )
 
@@ -172,6 +172,7 @@ func collect(ch chan<- prometheus.Metric, room string, m chat.Metrics) {
 	counter(rejectedDesc, r.Body, "body")
 	counter(rejectedDesc, r.NoSuchUser, "no_such_user")
 	counter(rejectedDesc, r.Muted, "muted")
+	counter(rejectedDesc, r.File, "file")
 	counter(rejectedDesc, r.Hook, "hook")
 	counter(rejectedDesc, r.History, "history")
 	counter(rejectedDesc, r.TooBig, "too_big")

@@ -41,7 +41,7 @@ func lobby() fakeHub {
 		Members: 3, Connections: 4,
 		MessagesIn: 10, MessagesOut: 25, BytesOut: 5000, JoinsRefused: 2,
 		Evictions: chat.Evictions{Slow: 1, ReadTimeout: 2, Kicked: 13, Other: 3},
-		Rejected: chat.Rejections{Rate: 1, JSON: 2, Type: 3, Body: 4, NoSuchUser: 5, Muted: 14,
+		Rejected: chat.Rejections{Rate: 1, JSON: 2, Type: 3, Body: 4, NoSuchUser: 5, Muted: 14, File: 15,
 			Hook: 6, History: 7, TooBig: 8, Unavailable: 9, Other: 10},
 		BrokerErrors: 11, StoreErrors: 12,
 	}
@@ -109,6 +109,7 @@ hubchat_messages_received_total{room="lobby"} 10
 # HELP hubchat_rejected_frames_total Frames from members the hub refused, by cause.
 # TYPE hubchat_rejected_frames_total counter
 hubchat_rejected_frames_total{cause="body",room="lobby"} 4
+hubchat_rejected_frames_total{cause="file",room="lobby"} 15
 hubchat_rejected_frames_total{cause="history",room="lobby"} 7
 hubchat_rejected_frames_total{cause="hook",room="lobby"} 6
 hubchat_rejected_frames_total{cause="json",room="lobby"} 2
@@ -122,7 +123,7 @@ hubchat_rejected_frames_total{cause="unavailable",room="lobby"} 9
 # HELP hubchat_sent_bytes_total Bytes written to connections.
 # TYPE hubchat_sent_bytes_total counter
 hubchat_sent_bytes_total{room="lobby"} 5000
-# HELP hubchat_store_errors_total Failed calls to the Store.
+# HELP hubchat_store_errors_total Failed calls to the Store and the FileStore.
 # TYPE hubchat_store_errors_total counter
 hubchat_store_errors_total{room="lobby"} 12
 `
@@ -153,9 +154,9 @@ hubchat_members{room="other"} 7
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "hubchat_members"); err != nil {
 		t.Error(err)
 	}
-	// 9 metrics, 4 evictions and 11 rejections per room.
-	if n := testutil.CollectAndCount(c); n != 2*(9+4+11) {
-		t.Errorf("%d metrics, want %d", n, 2*(9+4+11))
+	// 9 metrics, 4 evictions and 12 rejections per room.
+	if n := testutil.CollectAndCount(c); n != 2*(9+4+12) {
+		t.Errorf("%d metrics, want %d", n, 2*(9+4+12))
 	}
 }
 
