@@ -759,7 +759,7 @@ func (c *client) handle(f *clientFrame) error {
 			to, err := validateOutside(m.To, m.ToOrigin)
 			if err != nil {
 				h.log.Warn("chat: OnMessage routed a message to an invalid address", "to", clip(m.To), "err", err)
-				return err
+				return rejected(rejectHook, err)
 			}
 			m.To = to
 		}

@@ -24,12 +24,12 @@ type Metrics struct {
 
 	// MessagesIn counts the messages this hub accepted from its clients,
 	// public and private: each frame that was published. Messages from
-	// [Hub.Post] are not counted.
+	// [Hub.Post], [Hub.Send] and [Hub.Deliver] are not counted.
 	MessagesIn uint64
 
-	// MessagesOut counts deliveries: message frames (public, private and
-	// [Hub.Post]'s) written to this hub's connections, each message once
-	// per connection it was written to. The echo of a private message to
+	// MessagesOut counts deliveries: message frames (public and private,
+	// from members or from Go code) written to this hub's connections,
+	// each message once per connection it was written to. The echo of a private message to
 	// its sender counts. Joins, leaves, users snapshots, history frames and
 	// errors do not.
 	MessagesOut uint64
@@ -123,7 +123,8 @@ type Rejections struct {
 	File uint64
 
 	// Hook counts messages refused by Options.OnMessage, or whose body it
-	// rewrote into an invalid one.
+	// rewrote into an invalid one, or that it routed to an invalid
+	// address outside the room.
 	Hook uint64
 
 	// History counts history requests with a missing or malformed

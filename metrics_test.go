@@ -266,13 +266,13 @@ func TestMetricsStoreErrors(t *testing.T) {
 	}
 }
 
-// failingBroker is a memBroker whose links cannot publish.
-type failingBroker struct{ *memBroker }
+// failingBroker is a syncBroker whose links cannot publish.
+type failingBroker struct{ *syncBroker }
 
 type failingLink struct{ chat.Link }
 
 func (b failingBroker) Open(room string, deliver func(chat.Event)) (chat.Link, error) {
-	l, err := b.memBroker.Open(room, deliver)
+	l, err := b.syncBroker.Open(room, deliver)
 	return failingLink{l}, err
 }
 
@@ -284,20 +284,14 @@ func (failingLink) Publish(context.Context, chat.Message) error {
 // frame; a member the broker drops is evicted.
 func TestMetricsBroker(t *testing.T) {
 	t.Parallel()
-	b := newMemBroker()
+	b := &syncBroker{Broker: chat.NewMemoryBroker()}
 	log, _ := newLogRecorder(t)
 	s := startServer(t, chat.Options{Broker: failingBroker{b}, Logger: log})
 	alice := s.joinAs(t, "alice")
 	alice.say("hello")
 	expectError(t, alice, "room temporarily unavailable")
 
-	b.mu.Lock()
-	b.users = nil
-	delete(b.owner, chat.NameKey("alice"))
-	for l := range b.subs {
-		l.deliver(chat.Event{Kind: chat.EventSync, Sync: &chat.Snapshot{}})
-	}
-	b.mu.Unlock()
+	b.inject(chat.Event{Kind: chat.EventSync, Sync: &chat.Snapshot{}})
 	if code := alice.closeCode(); code != 1013 {
 		t.Errorf("alice's close code = %d, want 1013", code)
 	}

@@ -36,7 +36,7 @@ func TestOutboxTypingWeightless(t *testing.T) {
 	closing := cl.w.closing
 	h.out.slow = h.out.slow[:0]
 	cl.w.state = wWriting
-	h.out.doneLocked(cl, &batch{}, nil)
+	h.out.doneLocked(cl, &batch{first: -1}, nil, &tally{})
 	h.out.startLocked()
 	h.out.mu.Unlock()
 	if closing {
