@@ -40,6 +40,17 @@
 // may be empty). PNG, JPEG, GIF and WebP images show as previews (<img>
 // with the file's URL, loaded lazily), other files as download links with
 // their name and size.
+//
+// Typing: while the user types a message (not a /command), the panel
+// sends {"type":"typing"} at most every 2 s, and it shows who else is
+// typing under the log ("alice is typing…", "alice and bob are typing…",
+// "Several people are typing…"), each name until that member's message
+// arrives, it leaves, or 4 s pass without a new notice.
+//
+// Messages from elsewhere carry an "origin" (another server of a bridged
+// room, or a private message from another server): the panel tags them
+// with "@origin". A private message to another server is written
+// "/msg bob@8082 text".
 (function () {
   'use strict';
 
@@ -50,6 +61,8 @@
   const TOP_PX = 64; // the log is "at the top" this close to it: load the page before
   const UPLOAD_HEADER = 'Hubchat-Upload-Token'; // chat.UploadTokenHeader
   const INLINE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp']; // chat.File.Inline
+  const TYPING_SEND_MS = 2000; // at most one typing frame this often (the server forwards one per 1.5 s)
+  const TYPING_SHOW_MS = 4000; // a member shows as typing this long after its last notice
 
   let nextID = 0;
 
@@ -218,6 +231,8 @@
       this.upload = null; // {url, token, max} of the connection, from its upload frame
       this.uploading = null; // the XMLHttpRequest of the upload under way, if any
       this.attached = null; // the file uploaded for the next message: its object
+      this.typers = new Map(); // username → the timer that stops showing it as typing
+      this.typingSent = 0; // when this panel last sent a typing frame (Date.now())
       this.build();
       window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
       this.log.addEventListener('scroll', () => this.loadOlderAtTop(), { passive: true });
@@ -265,6 +280,7 @@
         if (this.fileInput.files.length > 0) this.attach(this.fileInput.files[0]);
         this.fileInput.value = '';
       });
+      this.msgInput.addEventListener('input', () => this.noteTyping());
       this.msgInput.addEventListener('paste', (e) => {
         const files = e.clipboardData ? e.clipboardData.files : null;
         if (files && files.length > 0 && this.upload) {
@@ -286,6 +302,7 @@
       this.uploadCancel.addEventListener('click', () => this.clearAttachment());
       this.uploadBox = el('div', { class: 'upload', hidden: true }, this.uploadName, this.uploadProgress, this.uploadCancel);
       this.uploadError = el('p', { class: 'form-error', role: 'alert' });
+      this.typingEl = el('p', { class: 'typing', 'aria-live': 'polite' });
       this.sendForm = el('form', { class: 'composer', hidden: true },
         el('label', { for: this.msgInput.id, class: 'visually-hidden', text: 'Message' }),
         this.fileInput, this.attachBtn,
@@ -298,7 +315,7 @@
         el('header', { class: 'chat-head' }, this.titleEl,
           el('div', { class: 'status-box' }, this.statusEl, this.retryBtn)),
         el('div', { class: 'chat-main' }, this.log, users),
-        el('footer', { class: 'chat-foot' }, this.joinForm, this.uploadBox, this.uploadError, this.sendForm));
+        el('footer', { class: 'chat-foot' }, this.typingEl, this.joinForm, this.uploadBox, this.uploadError, this.sendForm));
     }
 
     // connect switches the panel to the chat server at url. The username is
@@ -367,6 +384,7 @@
       }
       this.joined = false;
       this.setUpload(null);
+      this.clearTyping();
     }
 
     promptName(error) {
@@ -427,6 +445,7 @@
       this.joined = false;
       this.sendForm.hidden = true;
       this.setUpload(null);
+      this.clearTyping();
       if (!this.opened) {
         const gen = this.gen;
         this.dispatchEvent(new CustomEvent('failed', { detail: { url: this.url } }));
@@ -512,6 +531,7 @@
           if (!this.users.includes(f.username)) this.setUsers(this.users.concat(f.username));
           break;
         case 'leave':
+          this.stopTyping(f.username);
           this.addLine('system', this.who(f.username) + ' left');
           this.profiles.delete(f.username);
           this.setUsers(this.users.filter((u) => u !== f.username));
@@ -532,10 +552,14 @@
           else this.addHistory(f);
           break;
         case 'message': {
+          this.stopTyping(f.username);
           const li = this.renderMessage(f);
           if (li) this.append(li, null);
           break;
         }
+        case 'typing':
+          if (typeof f.username === 'string' && f.username !== this.me) this.startTyping(f.username);
+          break;
         case 'upload':
           this.setUpload(f);
           break;
@@ -582,7 +606,51 @@
       if (this.attached) frame.file = this.attached.id;
       this.ws.send(JSON.stringify(frame));
       this.msgInput.value = '';
+      this.typingSent = 0; // typing again after this is news
       this.clearAttachment();
+    }
+
+    // noteTyping tells the server the user is typing, at most every
+    // TYPING_SEND_MS: not for an empty box, nor for a command (a /msg is
+    // private: the room need not know).
+    noteTyping() {
+      const text = this.msgInput.value;
+      if (!this.joined || !this.ws || this.ws.readyState !== WebSocket.OPEN || !text.trim() || text.startsWith('/')) return;
+      const now = Date.now();
+      if (now - this.typingSent < TYPING_SEND_MS) return;
+      this.typingSent = now;
+      this.ws.send('{"type":"typing"}');
+    }
+
+    // startTyping shows name as typing for TYPING_SHOW_MS from now.
+    startTyping(name) {
+      clearTimeout(this.typers.get(name));
+      this.typers.set(name, setTimeout(() => this.stopTyping(name), TYPING_SHOW_MS));
+      this.renderTyping();
+    }
+
+    // stopTyping stops showing name as typing.
+    stopTyping(name) {
+      if (!this.typers.has(name)) return;
+      clearTimeout(this.typers.get(name));
+      this.typers.delete(name);
+      this.renderTyping();
+    }
+
+    clearTyping() {
+      for (const t of this.typers.values()) clearTimeout(t);
+      this.typers.clear();
+      this.typingSent = 0;
+      this.renderTyping();
+    }
+
+    renderTyping() {
+      const names = [...this.typers.keys()].map((n) => this.label(n));
+      let text = '';
+      if (names.length === 1) text = names[0] + ' is typing…';
+      else if (names.length === 2) text = names[0] + ' and ' + names[1] + ' are typing…';
+      else if (names.length > 2) text = 'Several people are typing…';
+      if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
     }
 
     // setUpload takes the connection's upload frame (null: none, the
@@ -762,8 +830,19 @@
       if (m.system) {
         li = el('li', { class: 'line system announce' }, el('span', { text: m.body }), ' ', time);
       } else {
-        const mine = this.me !== null && m.username === this.me;
-        const meta = el('div', { class: 'meta' }, ...this.nameParts(m.username, 'author'));
+        // A sender elsewhere carries its origin: another server of the
+        // room, or the server of an address such as alice@8081, which is
+        // shown as alice, tagged @8081.
+        const origin = typeof m.origin === 'string' && m.origin ? m.origin : null;
+        let author = String(m.username);
+        if (origin && author.endsWith('@' + origin) && author.length > origin.length + 1) {
+          author = author.slice(0, -(origin.length + 1));
+        }
+        const mine = this.me !== null && m.username === this.me && !origin;
+        // An address is no member's name: no profile of a member goes with it.
+        const meta = el('div', { class: 'meta' }, ...(author === m.username ? this.nameParts(author, 'author')
+          : [el('span', { class: 'author', text: author })]));
+        if (origin) meta.append(el('span', { class: 'origin', title: 'From server ' + origin, text: '@' + origin }));
         if (m.to) meta.append(el('span', { class: 'to', text: '→ ' + this.who(m.to) + ' (private)' }));
         meta.append(time);
         const p = this.profiles.get(m.username) || {};

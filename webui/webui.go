@@ -13,6 +13,16 @@
 // shown, until "Beginning of the conversation". See "Resume and older
 // pages" in the package doc of [github.com/hubchat/chat].
 //
+// While the user types a message, the page sends typing frames (at most
+// one every 2 s; none for a /msg), and it shows who else is typing under
+// the log: "alice is typing…", "alice and bob are typing…" or "Several
+// people are typing…", each until that member's message arrives or 4 s
+// pass without a new notice. Messages from elsewhere (another server of a
+// bridged room, or a private message from another server, written
+// "/msg bob@8082 hi" in the multiport example) are tagged with their
+// origin, e.g. "@8082". See "Typing" and "Several servers, one room" in
+// the package doc of [github.com/hubchat/chat].
+//
 // Mount [Handler] beside the room's [github.com/hubchat/chat.Server],
 // which the page expects at "ws" relative to itself:
 //

@@ -19,8 +19,15 @@ import (
 // allowed port for the UI. It returns the main URL.
 func startMultiport(t *testing.T, bin string, allow int) string {
 	t.Helper()
-	p := chattest.Start(t, bin, "-addr", "127.0.0.1:"+strconv.Itoa(port(t, 8080)), "-host", "127.0.0.1",
-		"-servers", fmt.Sprintf("%d,%d", port(t, 8081), port(t, 8082)), "-allow", strconv.Itoa(allow))
+	return startMultiportOn(t, bin, port(t, 8081), port(t, 8082), allow)
+}
+
+// startMultiportOn is startMultiport with the chat servers on ports p1 and
+// p2, and the further flags args.
+func startMultiportOn(t *testing.T, bin string, p1, p2, allow int, args ...string) string {
+	t.Helper()
+	p := chattest.Start(t, bin, append([]string{"-addr", "127.0.0.1:" + strconv.Itoa(port(t, 8080)), "-host", "127.0.0.1",
+		"-servers", fmt.Sprintf("%d,%d", p1, p2), "-allow", strconv.Itoa(allow)}, args...)...)
 	line := p.Line() // "multiport: open http://127.0.0.1:PORT/"
 	url, ok := strings.CutPrefix(line, "multiport: open ")
 	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {

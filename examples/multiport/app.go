@@ -78,6 +78,11 @@ type roomsConfig struct {
 	// sharing is off.
 	Files string
 
+	// Bridge lists the ports whose chat servers share one room, through
+	// one [chat.MemoryBroker]: those in it that run, whenever started.
+	// Empty means every chat server is a room of its own.
+	Bridge []int
+
 	// Logger is passed to every hub. Nil means [slog.Default].
 	Logger *slog.Logger
 }
@@ -91,15 +96,17 @@ type serverInfo struct {
 }
 
 // rooms is the multiport app: any number of chat servers, each with its
-// own [chat.Hub] (one room) on its own port, so that messages never cross
-// servers, and the main server's handler, which serves the browser client,
-// an API to list and start chat servers, and the metrics of every room.
-// Use [newRooms]; the zero rooms is not usable. It is safe for concurrent
-// use.
+// own [chat.Hub] on its own port, one room per port but for those of
+// roomsConfig.Bridge, which share one; the routing of private messages
+// between servers (see route.go); and the main server's handler, which
+// serves the browser client, an API to list and start chat servers, and
+// the metrics of every hub. Use [newRooms]; the zero rooms is not usable.
+// It is safe for concurrent use.
 type rooms struct {
 	cfg     roomsConfig
 	h       http.Handler           // the main server's
-	metrics *prommetrics.Collector // every hub's, labelled with its room
+	metrics *prommetrics.Collector // every hub's, labelled with its port (see portHub)
+	broker  *chat.MemoryBroker     // of the bridge, if any
 
 	mu      sync.Mutex
 	closed  bool
@@ -127,7 +134,11 @@ func newRooms(cfg roomsConfig) *rooms {
 		cfg.Hosts = webserver.HostNames("localhost")
 	}
 	cfg.Hosts = slices.Clone(cfg.Hosts)
+	cfg.Bridge = slices.Clone(cfg.Bridge)
 	a := &rooms{cfg: cfg, metrics: prommetrics.NewCollector()}
+	if len(cfg.Bridge) > 0 {
+		a.broker = chat.NewMemoryBroker()
+	}
 	// Every room's metrics, with the Go runtime's and the process's.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.metrics, collectors.NewGoCollector(),
@@ -194,13 +205,23 @@ func (a *rooms) start(port int) (serverInfo, error) {
 		Store:          a.cfg.Store,
 		OriginPatterns: quotePatterns(a.cfg.Origins), // the main page's: for uploads too
 		AllowedHosts:   webserver.HostPatterns(a.cfg.Hosts...),
+		Origin:         strconv.Itoa(port),
+		CheckName:      checkName,
+		OnMessage:      a.route(port),
 		Logger:         a.cfg.Logger,
 	}
+	filesDir := strconv.Itoa(port)
+	if a.bridged(port) {
+		s.info.Name = fmt.Sprintf("Server %d (%d, bridged)", len(a.servers)+1, port)
+		opts.Name = "bridge " + portList(a.cfg.Bridge) // one room for every hub of the bridge
+		opts.Broker = a.broker
+		filesDir = "bridge"
+	}
 	if a.cfg.Files != "" {
-		opts.Files = chat.DirFiles(filepath.Join(a.cfg.Files, strconv.Itoa(port)))
+		opts.Files = chat.DirFiles(filepath.Join(a.cfg.Files, filesDir))
 	}
 	s.hub = chat.NewHub(opts)
-	if err := a.metrics.Add(s.hub); err != nil { // names are unique: never
+	if err := a.metrics.Add(portHub{s.hub, port}); err != nil { // ports are unique: never
 		ln.Close()
 		return serverInfo{}, errors.Join(err, s.hub.Close())
 	}
@@ -385,3 +406,13 @@ func quotePatterns(origins []string) []string {
 	}
 	return out
 }
+
+// portHub is a hub as the metrics see it: labelled room="port N" after its
+// port, since the hubs of a bridge share one room's name.
+type portHub struct {
+	*chat.Hub
+	port int
+}
+
+// Name returns the hub's label in the metrics.
+func (h portHub) Name() string { return fmt.Sprintf("port %d", h.port) }

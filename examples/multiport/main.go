@@ -2,7 +2,7 @@
 // main server with a browser client that switches between them and can ask
 // for more.
 //
-//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-files DIR] [-origin host:port,...] [-hosts name,...]
+//	go run ./examples/multiport [-addr localhost:8080] [-servers 8081,8082] [-bridge 8081,8082] [-host localhost] [-allow 8083-8099] [-db hubchat-multiport.db] [-files DIR] [-origin host:port,...] [-hosts name,...]
 //	go run ./examples/multiport [flags] custom PORT
 //
 // The first form serves the client on -addr, with GET /metrics (every
@@ -30,6 +30,16 @@
 // file (hubchat-multiport-files/8081 for hubchat-multiport.db), so that
 // they survive a restart with the history. -files "" turns file sharing
 // off; so does -db "" unless -files is set.
+//
+// The chat servers of one process reach each other. A member sends a
+// private message to a user of another server with "/msg bob@8082 hi"
+// (on the wire, "to":"bob@8082"): bob receives it from alice@8081, and
+// alice her copy; an unknown port or user gets an error frame, and nothing
+// is delivered. Names ending in @PORT are therefore refused. The servers
+// of -bridge (those started later on its ports too) share one room, named
+// after the bridge, through a chat.MemoryBroker: their members see each
+// other and every message, tagged with the server it came from, and share
+// one directory of files.
 package main
 
 import (
@@ -73,6 +83,7 @@ type config struct {
 	addr    string // main server
 	host    string // chat servers
 	servers []int
+	bridge  []int // ports whose chat servers share one room
 	allow   portRange
 	origins []string // extra origins
 	hosts   []string // extra host names
@@ -97,6 +108,7 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	servers := fs.String("servers", "8081,8082", "comma-separated `ports` of the chat servers to start")
 	allow := fs.String("allow", "8083-8099", "`range` of ports the UI may start chat servers on")
 	origins := fs.String("origin", "", "comma-separated extra `host:port` origins whose pages may use the chat servers")
+	bridge := fs.String("bridge", "", "comma-separated `ports` of chat servers that share one room (a bridge), e.g. 8081,8082")
 	hosts := fs.String("hosts", "", "comma-separated extra host `names` (Host header, any port) the servers answer to, besides those of -addr and -host")
 	fs.StringVar(&cfg.db, "db", "hubchat-multiport.db", "SQLite `file` that keeps each port's room across restarts; \"\" or :memory: keeps them in memory only")
 	files := fs.String("files", "", "`directory` of the shared files, a subdirectory per port (default: beside -db, e.g. hubchat-multiport-files); \"\" turns file sharing off")
@@ -131,15 +143,11 @@ func parseArgs(args []string, out io.Writer) (config, error) {
 	if cfg.allow, err = parsePortRange(*allow); err != nil {
 		return config{}, fmt.Errorf("-allow: %w", err)
 	}
-	for s := range strings.SplitSeq(*servers, ",") {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		p, err := parsePort(s)
-		if err != nil {
-			return config{}, fmt.Errorf("-servers: %w", err)
-		}
-		cfg.servers = append(cfg.servers, p)
+	if cfg.servers, err = parsePorts(*servers); err != nil {
+		return config{}, fmt.Errorf("-servers: %w", err)
+	}
+	if cfg.bridge, err = parsePorts(*bridge); err != nil {
+		return config{}, fmt.Errorf("-bridge: %w", err)
 	}
 	cfg.origins = splitList(*origins)
 	cfg.hosts = splitList(*hosts)
@@ -241,6 +249,9 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  %s: %s\n", info.Name, info.URL)
 	}
+	if len(cfg.bridge) > 0 {
+		fmt.Fprintf(stdout, "  bridged: the chat servers on ports %s share one room\n", portList(cfg.bridge))
+	}
 	fmt.Fprintf(stdout, "  the UI may start chat servers on ports %v\n", cfg.allow)
 	fmt.Fprintf(stdout, "  history: %s\n", history)
 	fmt.Fprintf(stdout, "  files: %s\n", files)
@@ -263,5 +274,23 @@ func roomsConfigFor(cfg config, mainPort int, mainHost string, store chat.Store)
 		Hosts:   append(webserver.HostNames(mainHost, cfg.host), cfg.hosts...),
 		Store:   store,
 		Files:   cfg.files,
+		Bridge:  cfg.bridge,
 	}
+}
+
+// parsePorts parses a comma-separated list of ports; empty items are
+// skipped.
+func parsePorts(list string) ([]int, error) {
+	var ports []int
+	for s := range strings.SplitSeq(list, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		p, err := parsePort(s)
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }

@@ -48,6 +48,7 @@ func TestParseArgs(t *testing.T) {
 				c.addr, c.servers, c.allow = ":0", []int{9001, 9002, 9003}, portRange{First: 9100, Last: 9100}
 			})},
 		{"no servers", []string{"-servers", ""}, with(func(c *config) { c.servers = nil })},
+		{"bridge", []string{"-bridge", "8081, 8082"}, with(func(c *config) { c.bridge = []int{8081, 8082} })},
 		{"hosts", []string{"-hosts", "chat.example, 10.0.0.2,"}, with(func(c *config) { c.hosts = []string{"chat.example", "10.0.0.2"} })},
 		{"db", []string{"-db", "data/rooms.db"}, with(func(c *config) { c.db, c.files = "data/rooms.db", "data/rooms-files" })},
 		{"no db", []string{"-db", ""}, with(func(c *config) { c.db, c.files = "", "" })},
@@ -68,7 +69,7 @@ func TestParseArgs(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"custom"}, {"custom", "0"}, {"custom", "70000"}, {"custom", "x"}, {"custom", "1", "2"}, {"other"},
-		{"-allow", "9-1"}, {"-allow", "a-b"}, {"-servers", "1,x"}, {"-nope"},
+		{"-allow", "9-1"}, {"-allow", "a-b"}, {"-servers", "1,x"}, {"-bridge", "8081,0"}, {"-nope"},
 	} {
 		if _, err := parseArgs(args, io.Discard); err == nil {
 			t.Errorf("parseArgs(%q) succeeded, want an error", args)

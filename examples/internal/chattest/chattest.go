@@ -102,6 +102,7 @@ type Frame struct {
 	Type     string             `json:"type"`
 	ID       string             `json:"id,omitempty"`
 	Username string             `json:"username,omitempty"`
+	Origin   string             `json:"origin,omitempty"`
 	Display  string             `json:"display,omitempty"`
 	Avatar   string             `json:"avatar,omitempty"`
 	Body     string             `json:"body,omitempty"`

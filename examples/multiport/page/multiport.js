@@ -14,6 +14,7 @@
   const portInput = document.getElementById('port');
   const portError = document.getElementById('port-error');
   const chat = new Chat(document.getElementById('chat'));
+  chat.msgInput.placeholder = 'Write a message… (/msg name text to whisper, /msg name@PORT to reach another server)';
 
   let servers = []; // {name, port, custom}: custom ones are only known from localStorage
   let current = null; // selected port
