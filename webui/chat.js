@@ -466,6 +466,14 @@
         this.promptName(this.lastError || e.reason || 'The server refused this username.');
         return;
       }
+      if (wasJoined && e.code === 1008 && /^(kicked by a moderator|banned until)/.test(this.lastError || '')) {
+        // Removed by a moderator: coming straight back would undo a kick
+        // (and a ban refuses it anyway). Say why; the user may rejoin.
+        this.addLine('error', 'Removed from the room: ' + this.lastError);
+        this.setStatus('disconnected', 'Removed from the room');
+        this.retryBtn.hidden = false;
+        return;
+      }
       if (wasJoined) {
         const why = e.code === 1001 ? 'the server is going away' : e.reason || 'connection lost';
         this.addLine('system', 'Disconnected: ' + why + ' (code ' + e.code + ')');
