@@ -9,6 +9,8 @@
 // Open the printed URL, sign in with a username and a display name, and
 // open the room in a second tab: the tabs of one user are one member (one
 // join, every message in every tab, the leave when the last one closes).
+// GET /metrics serves the room's metrics for Prometheus, as in the other
+// examples.
 //
 // It demonstrates the mechanics, not accounts: anyone may sign in under
 // any valid username, with no password (see login). A real program checks
@@ -54,6 +56,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/webserver"
+	"github.com/hubchat/chat/prommetrics"
 	"github.com/hubchat/chat/webui"
 )
 
@@ -204,7 +207,8 @@ func (a *app) handler() http.Handler {
 	mux.Handle("POST /login", csrf.Handler(http.HandlerFunc(a.login)))
 	mux.Handle("POST /logout", csrf.Handler(http.HandlerFunc(a.logout)))
 	mux.HandleFunc("GET /me", a.me)
-	client := webui.Handler() // the web client's chat.js and chat.css
+	mux.Handle("GET /metrics", webserver.Metrics(prommetrics.NewCollector(a.hub))) // for Prometheus
+	client := webui.Handler()                                                      // the web client's chat.js and chat.css
 	mux.Handle("GET /chat.js", client)
 	mux.Handle("GET /chat.css", client)
 	static := http.FileServerFS(pageFiles)

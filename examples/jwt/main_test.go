@@ -409,3 +409,12 @@ func TestRun(t *testing.T) {
 		t.Error("the chat still answers after run returned")
 	}
 }
+
+// TestMetrics: GET /metrics serves the room's metrics.
+func TestMetrics(t *testing.T) {
+	_, url := startApp(t)
+	chattest.WaitMetrics(t, url+"/metrics", map[string]string{
+		`hubchat_members{room="lobby"}`:     "0",
+		`hubchat_connections{room="lobby"}`: "0",
+	})
+}

@@ -18,10 +18,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/webserver"
 	"github.com/hubchat/chat/prommetrics"
@@ -139,10 +135,6 @@ func newRooms(cfg roomsConfig) *rooms {
 	if len(cfg.Bridge) > 0 {
 		a.broker = chat.NewMemoryBroker()
 	}
-	// Every room's metrics, with the Go runtime's and the process's.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(a.metrics, collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	sub, err := fs.Sub(page, "page")
 	if err != nil {
 		panic(err) // the embedded directory is always there
@@ -154,7 +146,7 @@ func newRooms(cfg roomsConfig) *rooms {
 	}))
 	mux := http.NewServeMux()
 	mux.Handle("/api/servers", csrf.Handler(http.HandlerFunc(a.serveServers)))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", webserver.Metrics(a.metrics)) // every room's
 	// The page (index.html, multiport.js) with the webui client's chat.js
 	// and chat.css.
 	mux.Handle("/", webui.PageHandler(sub))

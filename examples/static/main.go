@@ -56,10 +56,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/examples/internal/admin"
 	"github.com/hubchat/chat/examples/internal/webserver"
@@ -192,16 +188,12 @@ func run(ctx context.Context, cfg config, stdout io.Writer) error {
 	}
 
 	hub := chat.NewHub(cfg.opts) // the room
-	// The hub's metrics, with the Go runtime's and the process's.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prommetrics.NewCollector(hub), collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/ws", chat.NewServer(hub))                     // *chat.Server is an http.Handler
-	mux.Handle("/files/", webserver.Files(hub.FilesHandler())) // uploads and downloads, at "files/" beside ws
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("/", webui.Handler()) // the web client, which connects to ./ws
-	hs := webserver.New(mux)         // an http.Server with timeouts
+	mux.Handle("/ws", chat.NewServer(hub))                                       // *chat.Server is an http.Handler
+	mux.Handle("/files/", webserver.Files(hub.FilesHandler()))                   // uploads and downloads, at "files/" beside ws
+	mux.Handle("GET /metrics", webserver.Metrics(prommetrics.NewCollector(hub))) // for Prometheus
+	mux.Handle("/", webui.Handler())                                             // the web client, which connects to ./ws
+	hs := webserver.New(mux)                                                     // an http.Server with timeouts
 	servers := []*http.Server{hs}
 	served := make(chan error, 2) // Serve's results; Serve never returns nil
 	go func() { served <- hs.Serve(ln) }()
