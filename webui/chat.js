@@ -93,14 +93,15 @@
   }
 
   // avatarColor derives a stable colour from a name (FNV-1a over its code
-  // points, as a hue), dark enough for white initials.
+  // points, as a hue), of the same lightness whatever the hue (OKLCH) and
+  // dark enough for white initials to pass WCAG AA (4.5:1).
   function avatarColor(name) {
     let h = 0x811c9dc5;
     for (const ch of String(name).toLowerCase()) {
       h ^= ch.codePointAt(0);
       h = Math.imul(h, 0x01000193) >>> 0;
     }
-    return 'hsl(' + (h % 360) + ', 55%, 40%)';
+    return 'oklch(50% 0.13 ' + (h % 360) + ')';
   }
 
   // avatar returns a member's avatar: the picture at url, if any, over

@@ -34,6 +34,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/", 200, "text/html; charset=utf-8", `data-hubchat-ws="ws"`},
 		{"GET", "/chat.js", 200, "text/javascript; charset=utf-8", "textContent"},
 		{"GET", "/chat.css", 200, "text/css; charset=utf-8", ".msg.mine"},
+		{"GET", "/theme.js", 200, "text/javascript; charset=utf-8", "prefers-color-scheme"},
 		{"HEAD", "/", 200, "text/html; charset=utf-8", ""},
 		{"GET", "/index.html", 301, "", ""}, // to ./, as http.FileServer does
 		{"GET", "/nope", 404, "text/plain; charset=utf-8", "not found"},
@@ -84,6 +85,7 @@ func TestPageHandler(t *testing.T) {
 		"/page.js":  "// page",
 		"/chat.js":  "window.HubChat",
 		"/chat.css": "@media",
+		"/theme.js": "hubchat.theme",
 	} {
 		resp, body := get(t, h, "GET", path)
 		if resp.StatusCode != 200 || !strings.Contains(body, want) {
@@ -99,7 +101,7 @@ func TestPageHandler(t *testing.T) {
 }
 
 func TestFS(t *testing.T) {
-	if err := fstest.TestFS(webui.FS(), "index.html", "chat.js", "chat.css"); err != nil {
+	if err := fstest.TestFS(webui.FS(), "index.html", "chat.js", "chat.css", "theme.js"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -123,5 +125,18 @@ func TestPolicyHost(t *testing.T) {
 		if got := rec.Header().Get("Content-Security-Policy"); !strings.Contains(got, tc.want) || !strings.Contains(got, "script-src 'self';") {
 			t.Errorf("Host %q: Content-Security-Policy %q, want it to contain %q", tc.host, got, tc.want)
 		}
+	}
+}
+
+// TestThemeBeforePaint: the page loads theme.js in its head as a plain
+// script (no defer, no async) before its style sheet, so that the chosen
+// theme applies before the first paint.
+func TestThemeBeforePaint(t *testing.T) {
+	_, page := get(t, webui.Handler(), "GET", "/")
+	head, _, ok := strings.Cut(page, "</head>")
+	script := strings.Index(head, `<script src="theme.js"></script>`)
+	css := strings.Index(head, `<link rel="stylesheet" href="chat.css">`)
+	if !ok || script < 0 || css < 0 || script > css {
+		t.Errorf("the page's head does not load theme.js, undeferred, before chat.css:\n%s", head)
 	}
 }

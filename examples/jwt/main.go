@@ -208,9 +208,10 @@ func (a *app) handler() http.Handler {
 	mux.Handle("POST /logout", csrf.Handler(http.HandlerFunc(a.logout)))
 	mux.HandleFunc("GET /me", a.me)
 	mux.Handle("GET /metrics", webserver.Metrics(prommetrics.NewCollector(a.hub))) // for Prometheus
-	client := webui.Handler()                                                      // the web client's chat.js and chat.css
+	client := webui.Handler()                                                      // the web client's chat.js, chat.css and theme.js
 	mux.Handle("GET /chat.js", client)
 	mux.Handle("GET /chat.css", client)
+	mux.Handle("GET /theme.js", client)
 	static := http.FileServerFS(pageFiles)
 	for _, f := range []string{"/jwt.js", "/jwt.css"} {
 		mux.Handle("GET "+f, securityHeaders(static))
