@@ -197,9 +197,64 @@
     return { type: 'message', body: text };
   }
 
+  // Days and the empty room. The log shows a line with the day ("Today",
+  // "Yesterday", or the date, in local time) before the first message of
+  // each day, wherever messages come in (live, resumed, a page of older
+  // ones), and "No messages yet — say hello" in a room whose history came
+  // and held nothing, until the first message. Chat.tidy keeps both true
+  // after every change to the log.
+
+  const EMPTY_TEXT = 'No messages yet — say hello';
+
+  // dayKey returns the local day of a date as YYYY-MM-DD.
+  function dayKey(d) {
+    const pad = (n) => String(n).padStart(2, '0');
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+  }
+
+  // dayLabel names the day key as the user reads it on the date now.
+  function dayLabel(key, now) {
+    const [y, m, d] = key.split('-').map(Number);
+    const day = new Date(y, m - 1, d);
+    const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (key === dayKey(now)) return 'Today';
+    if (key === dayKey(yesterday)) return 'Yesterday';
+    return day.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long',
+      year: y === now.getFullYear() ? undefined : 'numeric' });
+  }
+
+  // lineDay returns the day key of a message line (a message or an
+  // announcement, with its time), or null for other lines.
+  function lineDay(li) {
+    if (!li.classList.contains('msg') && !li.classList.contains('announce')) return null;
+    const t = li.querySelector('time[datetime]');
+    const d = t ? new Date(t.dateTime) : null;
+    return d && !isNaN(d) ? dayKey(d) : null;
+  }
+
+  // The labels say "Today" of the day they were made: at midnight, every
+  // panel on the page names its days again.
+  const chats = new Set(); // every Chat made on the page
+  function atMidnight() {
+    const now = new Date();
+    const next = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 0, 0, 1);
+    setTimeout(() => {
+      for (const c of chats) {
+        if (c.root.isConnected) c.markDays();
+        else chats.delete(c);
+      }
+      atMidnight();
+    }, next - now);
+  }
+  atMidnight();
+
   // Chat is one chat panel and its connection. It fires "joined" when the
   // server has accepted the username, and "failed" when a connection closed
   // before it ever opened (nothing listening, or the origin was refused).
+  // It fires "message" for every message it adds to its log, live, resumed
+  // or in the history of a join (detail: its id, and mine, true for the
+  // user's own), not for pages of older ones, and "loaded" once the
+  // history of a connection (on joining or resuming) is shown.
   class Chat extends EventTarget {
     constructor(root) {
       super();
@@ -234,6 +289,8 @@
       this.attached = null; // the file uploaded for the next message: its object
       this.typers = new Map(); // username → the timer that stops showing it as typing
       this.typingSent = 0; // when this panel last sent a typing frame (Date.now())
+      this.loaded = false; // the history of this connection is shown: an empty log is an empty room
+      chats.add(this);
       this.build();
       window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
       this.log.addEventListener('scroll', () => this.loadOlderAtTop(), { passive: true });
@@ -420,6 +477,7 @@
       this.lastError = null;
       this.myJoinLine = null;
       this.paging = null;
+      this.loaded = false;
       this.setStatus('connecting', name ? 'Connecting as ' + name + '…' : 'Connecting…');
       const params = [];
       if (!this.auth) params.push('username=' + encodeURIComponent(name));
@@ -776,6 +834,9 @@
         this.addLine('notice', lines.length === 1 ? '1 missed message' : lines.length + ' missed messages', at);
       }
       for (const li of lines) this.append(li, at);
+      this.loaded = true;
+      this.tidy();
+      this.dispatchEvent(new CustomEvent('loaded', { detail: { url: this.url } }));
       this.loadOlderAtTop();
     }
 
@@ -811,9 +872,10 @@
         log.prepend(el('li', { class: 'line notice beginning', text: 'Beginning of the conversation' }));
         return;
       }
-      const anchor = log.firstElementChild;
+      const anchor = log.querySelector(':scope > :not(.day)'); // the day line above it may go
       const y = anchor ? anchor.getBoundingClientRect().top : 0;
       log.prepend(page);
+      this.tidy();
       if (anchor) log.scrollTop += anchor.getBoundingClientRect().top - y;
       this.loadOlderAtTop();
     }
@@ -900,15 +962,63 @@
     append(li, before) {
       const log = this.log;
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+      const follow = atBottom || li.classList.contains('mine');
       if (before && before.parentNode === log) log.insertBefore(li, before);
       else log.append(li);
-      if (!atBottom && !li.classList.contains('mine')) return;
-      while (log.childElementCount > MAX_LOG_ITEMS) {
+      while (follow && log.childElementCount > MAX_LOG_ITEMS) {
         const old = log.firstElementChild;
         if (old.dataset.id && this.shown.get(old.dataset.id) === old) this.shown.delete(old.dataset.id);
         old.remove();
       }
-      log.scrollTop = log.scrollHeight;
+      this.tidy();
+      if (follow) log.scrollTop = log.scrollHeight;
+      if (li.dataset.id) {
+        this.dispatchEvent(new CustomEvent('message', { detail: { id: li.dataset.id, mine: li.classList.contains('mine') } }));
+      }
+    }
+
+    // tidy keeps the day lines and the empty room's line true to the log.
+    tidy() {
+      this.markDays();
+      const messages = this.log.querySelector(':scope > .msg, :scope > .announce') !== null;
+      const line = this.log.querySelector(':scope > .placeholder');
+      if (!messages && !line && this.loaded) this.log.prepend(el('li', { class: 'line placeholder', text: EMPTY_TEXT }));
+      else if (messages && line) line.remove();
+    }
+
+    // markDays puts a day line right before the first message line of
+    // each day, and nowhere else, keeping those already in place.
+    markDays() {
+      const now = new Date();
+      const stale = [];
+      let prev = null; // the day of the last message line
+      let sep = null; // a day line right before the current element
+      for (const li of [...this.log.children]) {
+        if (li.classList.contains('day')) {
+          if (sep) stale.push(sep);
+          sep = li;
+          continue;
+        }
+        const day = lineDay(li);
+        if (day !== null && day !== prev) {
+          if (sep && sep.dataset.day === day) {
+            const t = sep.firstElementChild;
+            const label = dayLabel(day, now);
+            if (t.textContent !== label) t.textContent = label;
+          } else {
+            if (sep) stale.push(sep);
+            this.log.insertBefore(el('li', { class: 'line day', 'data-day': day },
+              el('time', { datetime: day, text: dayLabel(day, now) })), li);
+          }
+          sep = null;
+          prev = day;
+          continue;
+        }
+        if (sep) stale.push(sep);
+        sep = null;
+      }
+      if (sep) stale.push(sep);
+      for (const s of stale) s.remove();
     }
   }
 

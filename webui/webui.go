@@ -40,6 +40,10 @@
 // exposes window.HubChat for pages that drive panels themselves.
 // [PageHandler] serves such a page of your own with the client's files.
 //
+// The log shows the day ("Today", "Yesterday", or the date, in the
+// browser's time zone) above the first message of each day, and "No
+// messages yet — say hello" in an empty room, once its history has come.
+//
 // The page has a light and a dark theme, and follows the system's
 // (prefers-color-scheme) unless the user chooses one with the Theme
 // control; the choice is remembered in localStorage. theme.js, loaded as a

@@ -6,5 +6,5 @@
 //
 // Tests are skipped when Chromium is missing, unless CI=true. Set CHROMIUM
 // to use another browser binary, and UPDATE_SCREENSHOTS=1 to rewrite
-// docs/static.png and docs/multiport.png.
+// docs/static.png, docs/multiport.png and docs/dark.png.
 package e2e

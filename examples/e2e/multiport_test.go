@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 	"github.com/hubchat/chat/examples/internal/chattest"
 )
@@ -118,20 +122,21 @@ func TestMultiport(t *testing.T) {
 		t.Errorf("pressed server buttons = %q, want [%s]", got, server2)
 	}
 
-	// Meanwhile on server 1 carol, a Go client, says something.
+	// Meanwhile on server 1 carol, a Go client, says something. alice's
+	// page is still there: server 1's button counts it.
 	carol := chattest.Join(t, chatServers(t, url)[0].URL, strings.TrimSuffix(url, "/"), "carol")
-	carol.Say("while alice was away")
-	carol.ReadUntil("message")
+	carol.SayEchoed("while alice was away")
+	alice.waitUnread(server1, 1)
 
 	// Back on server 1, the name is remembered: no prompt. The log is
-	// server 1's again, and goes on from the last message alice saw there;
-	// it is short, so the page has asked for older messages too: none.
+	// server 1's again, with what came meanwhile; it is short, so the page
+	// has asked for older messages too: none.
 	alice.click(server1)
 	alice.waitConnected("alice")
-	alice.waitLog("1 missed message")
+	alice.waitUnread(server1, 0)
 	alice.waitLog("Beginning of the conversation")
 	if got, want := alice.logItems(), []string{"[Beginning of the conversation]", "hello from one", "still on one",
-		"[1 missed message]", "while alice was away"}; !cmp.Equal(got, want) {
+		"while alice was away"}; !cmp.Equal(got, want) {
 		t.Errorf("alice's log back on %s: %q, want %q", server1, got, want)
 	}
 
@@ -154,6 +159,8 @@ func TestMultiport(t *testing.T) {
 	alice.checkInjection()
 	bob.checkInjection()
 	bob.noHorizontalScroll()
+	carol.SayEchoed("anyone on one?")
+	alice.waitUnread(server1, 1)
 	alice.screenshot("multiport")
 
 	// A port the main server may not start a server on, where a chat server
@@ -170,15 +177,102 @@ func TestMultiport(t *testing.T) {
 	bob.open(url) // reload: the button is remembered, the last server reopened
 	bob.waitConnected("bob")
 	bob.waitFor("the room title "+customButton, textOf(".chat-head h2")+" === "+js(customButton))
+	alice.typeInto("Port", strconv.Itoa(customPort)+"\r")
+	alice.join("alice")
+	bob.waitLog("alice joined")
+	bob.say("on the custom port")
+	alice.say("me too")
+	bob.waitLog("me too")
 
-	// A port with nothing there: a visible error, no button.
+	// A port with nothing there: a visible error, no button; the page goes
+	// back to the server it showed.
 	dead := chattest.FreePort(t)
 	alice.typeInto("Port", strconv.Itoa(dead)+"\r")
 	alice.typeInto("Username", "alice\r")
 	alice.waitFor("an error for the dead port", textOf("#port-error")+`.includes("Cannot connect to port `+strconv.Itoa(dead)+`")`)
-	if n := eval[int](alice, `document.querySelectorAll(".server-list button:not(.link)").length`); n != 3 {
-		t.Errorf("%d server buttons after a failed port, want 3", n)
+	if n := eval[int](alice, `document.querySelectorAll(".server-list button:not(.link)").length`); n != 4 {
+		t.Errorf("%d server buttons after a failed port, want 4", n)
 	}
+	alice.waitFor("the room title "+customButton, textOf(".chat-head h2")+" === "+js(customButton))
+	alice.waitConnected("alice")
+
+	alice.checkContrast(append(append(multiportKinds, pageKinds...), pick(logKinds, "message", "author", "timestamp",
+		"own message", "own author", "own timestamp", "avatar initials", "system line", "day", "beginning")...))
+}
+
+// waitUnread waits until the button of the server named name shows n
+// unread messages: a badge with the number and the label "NAME, n
+// unread", or, for none, no badge and the name alone.
+func (u *user) waitUnread(name string, n int) {
+	u.t.Helper()
+	label, badge := name, ""
+	if n > 0 {
+		label, badge = fmt.Sprintf("%s, %d unread", name, n), strconv.Itoa(n)
+	}
+	u.waitFor(fmt.Sprintf("%q on the button of %s", label, name), fmt.Sprintf(`(() => {
+		const b = [...document.querySelectorAll(".server-list button")].find((b) => b.textContent === %s);
+		return b !== undefined && (b.getAttribute("aria-label") ?? b.textContent) === %s &&
+			(b.dataset.unread ?? "") === %s && getComputedStyle(b, "::after").content === %s;
+	})()`, js(name), js(label), js(badge), js(map[bool]string{true: js(badge), false: "none"}[n > 0])))
+}
+
+// TestUnread: a server's button counts the messages that come there while
+// another is shown, clears when it is shown, and after a reload counts
+// what came while the page was closed.
+func TestUnread(t *testing.T) {
+	browser := newBrowser(t)
+	bin := chattest.Build(t, "../multiport")
+	url := startMultiport(t, bin, chattest.FreePort(t))
+	servers := chatServers(t, url)
+	one, two := servers[0], servers[1]
+	origin := strings.TrimSuffix(url, "/")
+
+	alice := newUser(t, browser, "alice", 1100, 720, false)
+	alice.open(url)
+	alice.join("alice")
+	alice.click(two.Name)
+	alice.join("alice")
+
+	carol := chattest.Join(t, one.URL, origin, "carol")
+	carol.SayEchoed("one", "two")
+	carol.Send(map[string]string{"type": "message", "to": "alice", "body": "three, for alice"})
+	carol.ReadUntil("message")
+	alice.waitUnread(one.Name, 3)
+	dave := chattest.Join(t, two.URL, origin, "dave")
+	dave.SayEchoed("here on two") // on the server shown: not unread
+	alice.waitLog("here on two")
+	alice.waitUnread(two.Name, 0)
+	alice.waitUnread(one.Name, 3)
+	alice.say("mine on two")
+
+	alice.click(one.Name)
+	alice.waitUnread(one.Name, 0)
+	alice.waitLog("three, for alice")
+	if got, want := alice.logItems(), []string{"one", "two", "three, for alice"}; !cmp.Equal(got[len(got)-3:], want) {
+		t.Errorf("alice's log on %s: %q, want it to end with %q", one.Name, got, want)
+	}
+
+	// The page closed, then opened again on server two: server one counts
+	// what came meanwhile, and nothing from before.
+	alice.click(two.Name)
+	again := alice.tab("alice's next tab") // same storage
+	alice.do(func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, page.Close, cdp.Empty{})
+		return chromedp.Void{}, err
+	})
+	if f := carol.ReadUntil("leave"); f.Username != "alice" {
+		t.Fatalf("carol saw %s leave, want alice", f.Username)
+	}
+	carol.SayEchoed("four", "five")
+	alice = again
+	alice.open(url)
+	alice.waitConnected("alice")
+	alice.waitFor("the room title "+two.Name, textOf(".chat-head h2")+" === "+js(two.Name))
+	alice.waitUnread(one.Name, 2)
+	alice.waitUnread(two.Name, 0)
+	alice.click(one.Name)
+	alice.waitUnread(one.Name, 0)
+	alice.waitLog("five")
 }
 
 // port returns a free port of 127.0.0.1: preferred, if it is free and

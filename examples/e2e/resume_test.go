@@ -17,10 +17,11 @@ import (
 // logItems returns the message log as the user reads it: each message's
 // body, and each notice line ("3 missed messages", "Some messages were
 // missed", "Beginning of the conversation") in brackets. Other system
-// lines (joins, leaves, disconnects) are left out.
+// lines (joins, leaves, disconnects) and day lines are left out. It reads
+// the first log of the page, the one shown.
 func (u *user) logItems() []string {
 	u.t.Helper()
-	return eval[[]string](u, `[...document.querySelectorAll("[role=log] > li")].flatMap((li) =>
+	return eval[[]string](u, `[...(document.querySelector("[role=log]")?.children ?? [])].flatMap((li) =>
 		li.classList.contains("notice") ? ["[" + li.textContent + "]"] :
 		li.classList.contains("msg") ? [li.querySelector(".body").textContent] : [])`)
 }

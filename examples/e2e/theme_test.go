@@ -233,6 +233,7 @@ var logKinds = []kind{
 	{name: "error", css: "[role=log] .line.error"},
 	{name: "notice", css: "[role=log] .line.notice:not(.beginning)"},
 	{name: "beginning", css: "[role=log] .line.notice.beginning"},
+	{name: "day", css: "[role=log] .line.day time"},
 }
 
 // pageKinds are the panel's other parts and the page's.
@@ -251,6 +252,19 @@ var pageKinds = []kind{
 	{name: "theme select", css: ".theme select", control: true},
 }
 
+// multiportKinds are the parts of the multiport page around the panel.
+var multiportKinds = []kind{
+	{name: "subtitle", css: ".app-head p"},
+	{name: "server", css: `.server-list button[aria-pressed=false]`, control: true},
+	{name: "selected server", css: `.server-list button[aria-pressed=true]`, control: true},
+	{name: "unread count", css: ".server-list button[data-unread]", pseudo: "::after"},
+	{name: "forget link", css: ".server-list button.link"},
+	{name: "port label", css: ".custom-port label"},
+	{name: "port input", css: "#port", control: true},
+	{name: "connect button", css: ".custom-port button", control: true},
+	{name: "port error", css: "#port-error"},
+}
+
 // pick returns the kinds of kinds with the given names.
 func pick(kinds []kind, names ...string) []kind {
 	var out []kind
@@ -264,6 +278,9 @@ func pick(kinds []kind, names ...string) []kind {
 	}
 	return out
 }
+
+// placeholderKinds is the empty room's line.
+var placeholderKinds = []kind{{name: "empty room", css: "[role=log] .line.placeholder"}}
 
 // colorJS defines rgba(color), which turns any CSS colour into sRGB
 // [r, g, b, a] (0-255, a 0-1) by painting it.

@@ -6,8 +6,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubchat/chat"
 	"github.com/hubchat/chat/sqlitestore"
 )
+
+// Prefill stores msgs in room of the SQLite file at path (a sqlitestore
+// file, made if need be), as a hub would have, with their IDs and times:
+// a program started with that file then has them as its history, e.g.
+// messages of earlier days.
+func Prefill(t testing.TB, path, room string, msgs []chat.Message) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+	defer cancel()
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Append(ctx, room, msgs); err != nil {
+		t.Fatalf("storing %d messages in %s: %v", len(msgs), path, err)
+	}
+}
 
 // WaitStored polls the SQLite file at path (a sqlitestore file, which
 // several processes may open) until room holds the message id, and fails
