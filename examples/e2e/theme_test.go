@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -153,7 +154,8 @@ func TestThemes(t *testing.T) {
 func TestContrast(t *testing.T) {
 	browser := newBrowser(t)
 	bin := chattest.Build(t, "../static")
-	static, url := startStatic(t, bin, "127.0.0.1:0", "-db", ":memory:", "-admin", "127.0.0.1:0")
+	dir := writeFiles(t, map[string][]byte{"notes.txt": []byte("Buy milk.\n")})
+	static, url := startStatic(t, bin, "127.0.0.1:0", "-db", ":memory:", "-files", t.TempDir(), "-admin", "127.0.0.1:0")
 	api := adminURL(t, static)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 
@@ -164,6 +166,11 @@ func TestContrast(t *testing.T) {
 	alice.join("alice")
 	alice.waitLog("Beginning of the conversation")
 	alice.say("mine")
+	alice.attach(filepath.Join(dir, "notes.txt"))
+	alice.typeInto("Message", "a file\r")
+	alice.fileLink("notes.txt")
+	bob.Send(map[string]string{"type": "typing"})
+	alice.waitFor("bob typing", textOf(".chat-foot > .typing")+`.includes("bob")`)
 	alice.typeInto("Message", "/msg bob a secret\r")
 	alice.waitLog("→ bob (private)")
 	bob.Send(map[string]string{"type": "message", "to": "alice", "body": "a secret back"})
@@ -234,6 +241,8 @@ var logKinds = []kind{
 	{name: "notice", css: "[role=log] .line.notice:not(.beginning)"},
 	{name: "beginning", css: "[role=log] .line.notice.beginning"},
 	{name: "day", css: "[role=log] .line.day time"},
+	{name: "file link", css: "[role=log] a.file .file-name"},
+	{name: "file size", css: "[role=log] a.file .file-size"},
 }
 
 // pageKinds are the panel's other parts and the page's.
@@ -245,6 +254,7 @@ var pageKinds = []kind{
 	{name: "users heading", css: ".users h3"},
 	{name: "user", css: ".user .name"},
 	{name: "you", css: ".user .you"},
+	{name: "typing", css: ".chat-foot > .typing"},
 	{name: "input", css: ".composer input", control: true},
 	{name: "input placeholder", css: ".composer input", pseudo: "::placeholder"},
 	{name: "button", css: ".composer button", control: true},
