@@ -293,6 +293,15 @@
       chats.add(this);
       this.build();
       window.addEventListener('online', () => { if (this.timer) this.reconnectNow(); });
+      // A page kept in the back/forward cache would keep its member, and
+      // its name taken, while out of sight: leave when it is hidden there,
+      // and come back (resuming) when it is shown again.
+      window.addEventListener('pagehide', (e) => {
+        if (e.persisted && (this.ws || this.timer)) { this.close(); this.cached = true; }
+      });
+      window.addEventListener('pageshow', (e) => {
+        if (e.persisted && this.cached) { this.cached = false; this.reconnectNow(); }
+      });
       this.log.addEventListener('scroll', () => this.loadOlderAtTop(), { passive: true });
     }
 

@@ -59,3 +59,24 @@ func readEvent(t *testing.T, c *chattest.Conn, typ, name string) {
 		}
 	}
 }
+
+// TestBackForwardCache: a page put in the back/forward cache leaves the
+// room (its name free), and comes back when it is shown again.
+func TestBackForwardCache(t *testing.T) {
+	browser := newBrowser(t)
+	bin := chattest.Build(t, "../static")
+	_, page := startStatic(t, bin, "127.0.0.1:0", "-db", ":memory:")
+
+	watcher := chattest.Join(t, chattest.WSURL(page)+"ws", "", "watcher")
+	alice := newUser(t, browser, "alice", 1100, 720, false)
+	alice.open(page)
+	alice.join("alice")
+	readEvent(t, watcher, "join", "alice")
+
+	// What the browser fires when it caches the page and restores it.
+	eval[bool](alice, `dispatchEvent(new PageTransitionEvent("pagehide", {persisted: true}))`)
+	readEvent(t, watcher, "leave", "alice")
+	eval[bool](alice, `dispatchEvent(new PageTransitionEvent("pageshow", {persisted: true}))`)
+	readEvent(t, watcher, "join", "alice")
+	alice.waitConnected("alice")
+}
