@@ -229,3 +229,38 @@ func TestStreamedUsers(t *testing.T) {
 		t.Fatalf("after 5 joins and a leave: known %d, want 2004", c.known)
 	}
 }
+
+// TestHugeSmoke runs the huge workload's phases, restart and resume
+// included, with a room of 30: hubchat, and limit for the targets that
+// do not join (melody's path is the same); -short: hubchat only.
+func TestHugeSmoke(t *testing.T) {
+	t.Cleanup(stopAllTargets)
+	for _, name := range availableTargets() {
+		if name != "hubchat" && name != "limit" {
+			continue
+		}
+		if testing.Short() && name != "hubchat" {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			cfg := smokeConfig()
+			cfg.hugeClients, cfg.hugeBase = 30, 10
+			cfg.sustainRate, cfg.sustainFor = 10, 500*time.Millisecond
+			cfg.duration, cfg.warmup = 300*time.Millisecond, 0
+			r := runHuge(cfg, name, func(string, ...any) {})
+			if r.err != nil {
+				t.Fatalf("%s: %v", r.phase, r.err)
+			}
+			if r.one.lost != 0 || r.sustained.lost != 0 || r.sustained.disconnects != 0 || r.fanout.lost != 0 || r.afterRestartLost != 0 {
+				t.Errorf("lost: one %d, sustained %d (%d evicted), fan-out %d, after the restart %d",
+					r.one.lost, r.sustained.lost, r.sustained.disconnects, r.fanout.lost, r.afterRestartLost)
+			}
+			if r.formed <= 0 || r.reformed <= r.down || r.rssPer <= 0 {
+				t.Errorf("formed %v, re-formed %v after %v down, RSS per member %v", r.formed, r.reformed, r.down, r.rssPer)
+			}
+			if specs[name].join && (r.resumed != int64(r.n) || r.plain != 0) {
+				t.Errorf("after the restart %d of %d clients resumed, %d did not", r.resumed, r.n, r.plain)
+			}
+		})
+	}
+}

@@ -36,9 +36,10 @@ func main() {
 func benchMain() int {
 	var (
 		targetsF   = flag.String("targets", strings.Join(availableTargets(), ","), "comma-separated targets to run")
-		workloadsF = flag.String("workloads", "fanout,fixed,idle,connect", "comma-separated workloads: fanout, fixed, idle, connect")
+		workloadsF = flag.String("workloads", "fanout,fixed,idle,connect", "comma-separated workloads: fanout, fixed, idle, connect, huge")
 		sizesF     = flag.String("sizes", "100,1000,5000", "fan-out client counts")
 		quick      = flag.Bool("quick", false, "smoke run: small sizes, short phases (about 30 s)")
+		huge       = flag.Bool("huge", false, "issue #18: the huge workload against hubchat, limit and melody, 256 handshakes in flight")
 		pin        = flag.Bool("pin", true, "pin the load generator to CPU 0 and targets to CPU 1 (needs taskset and 2 CPUs)")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "abort everything after this long")
 		cfg        config
@@ -59,16 +60,27 @@ func benchMain() int {
 	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "write a server CPU profile of every fan-out phase into this directory")
 	genProfile := flag.String("gen-profile", "", "write a CPU profile of the load generator (the whole run) to this file")
+	flag.IntVar(&cfg.hugeClients, "huge-clients", 100000, "huge: clients in the room (capped at what RLIMIT_NOFILE allows)")
+	flag.IntVar(&cfg.hugeBase, "huge-base", 1000, "huge: the room size whose fan-out CPU per delivery the huge room's is compared with")
+	flag.IntVar(&cfg.sustainRate, "sustain-rate", 10, "huge: messages/s of the sustained phase")
+	flag.DurationVar(&cfg.sustainFor, "sustain-duration", 15*time.Second, "huge: how long the sustained phase lasts")
 	flag.Parse()
-
-	if *quick {
-		set := map[string]bool{}
-		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		def := func(name string, apply func()) {
-			if !set[name] {
-				apply()
-			}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	def := func(name string, apply func()) {
+		if !set[name] {
+			apply()
 		}
+	}
+
+	if *huge {
+		def("targets", func() { *targetsF = "hubchat,limit,melody" })
+		def("workloads", func() { *workloadsF = "huge" })
+		def("dial-concurrency", func() { cfg.dialConc = 256 })
+		def("form-limit", func() { cfg.formLimit = 5 * time.Minute })
+		def("timeout", func() { *timeout = 2 * time.Hour })
+	}
+	if *quick {
 		def("sizes", func() { *sizesF = "100,1000" })
 		def("duration", func() { cfg.duration = time.Second })
 		def("warmup", func() { cfg.warmup = 200 * time.Millisecond })
@@ -103,7 +115,7 @@ func benchMain() int {
 	workloads := map[string]bool{}
 	for _, w := range splitList(*workloadsF) {
 		switch w {
-		case "fanout", "fixed", "idle", "connect":
+		case "fanout", "fixed", "idle", "connect", "huge":
 			workloads[w] = true
 		default:
 			fmt.Fprintf(os.Stderr, "unknown workload %q\n", w)
@@ -136,6 +148,19 @@ func benchMain() int {
 	}
 	if err := raiseNoFile(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot raise RLIMIT_NOFILE: %v\n", err)
+	}
+	cfg.genProfiling = *genProfile != ""
+	hugeWanted := cfg.hugeClients
+	if workloads["huge"] {
+		if lim := maxClients(); cfg.hugeClients > lim {
+			fmt.Fprintf(os.Stderr, "RLIMIT_NOFILE allows one process %d descriptors, and it cannot be raised (that needs CAP_SYS_RESOURCE): the huge room has %d clients, not %d\n",
+				noFileLimit(), lim, cfg.hugeClients)
+			cfg.hugeClients = lim
+		}
+		if cfg.hugeClients < 1 {
+			fmt.Fprintln(os.Stderr, "no room for the huge workload")
+			return 2
+		}
 	}
 	if cfg.profileDir != "" {
 		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
@@ -222,7 +247,21 @@ func benchMain() int {
 			connectTable(&cfg, res.connect).print(os.Stdout)
 		}
 	}
-	if contains(targets, "hubchat") {
+	if workloads["huge"] {
+		var rs []hugeResult
+		for _, t := range targets {
+			r := runHuge(&cfg, t, progress)
+			if r.err != nil {
+				progress("  %s: %s: %v", t, r.phase, r.err)
+			}
+			rs = append(rs, r)
+		}
+		hugeTable(&cfg, rs).print(os.Stdout)
+		if contains(targets, "hubchat") {
+			hugeChecks(&cfg, hugeWanted, rs).print(os.Stdout)
+		}
+	}
+	if contains(targets, "hubchat") && (workloads["fanout"] || workloads["fixed"] || workloads["idle"] || workloads["connect"]) {
 		checksTable(res).print(os.Stdout)
 	}
 	fmt.Printf("\ntotal time %.1fs\n", time.Since(start).Seconds())

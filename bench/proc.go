@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,12 +162,18 @@ func procCPU(pid int) (time.Duration, error) {
 
 // rss returns the target's resident set size in bytes (VmRSS).
 func (p *targetProc) rss() (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/status")
+	return procStatus(strconv.Itoa(p.pid), "VmRSS")
+}
+
+// procStatus returns a size field of /proc/<pid>/status (VmRSS, VmHWM) in
+// bytes; pid may be "self".
+func procStatus(pid, field string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) == 0 {
 				break
@@ -174,7 +182,35 @@ func (p *targetProc) rss() (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, errors.New("no " + field)
+}
+
+// startProfile starts a CPU profile of the target into file, until
+// stopProfile.
+func (p *targetProc) startProfile(file string) error {
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return err
+	}
+	return p.get("/debug/cpuprofile?start=" + url.QueryEscape(abs))
+}
+
+// stopProfile ends the profile startProfile began.
+func (p *targetProc) stopProfile() error { return p.get("/debug/cpuprofile?stop=1") }
+
+// get GETs path from the target and checks the status.
+func (p *targetProc) get(path string) error {
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get("http://" + p.addr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
 }
 
 // mem asks the target to collect garbage and report its memory statistics.

@@ -148,7 +148,7 @@ func fixedTable(cfg *config, rs []fixedResult) *table {
 	t := &table{
 		title: fmt.Sprintf("Fixed load: %d messages/s offered into %d clients for %v (latency from the scheduled send time; lost = not delivered %v after the last send)",
 			cfg.rate, cfg.fixedConns, cfg.fixedFor, cfg.fixedDrain),
-		header: []string{"target", "sent", "p50", "vs hubchat", "p99", "vs hubchat", "max", "lost"},
+		header: []string{"target", "sent", "p50", "vs hubchat", "p99", "vs hubchat", "max", "lost", "disconnected"},
 	}
 	var ref fixedResult
 	hasRef := false
@@ -163,7 +163,7 @@ func fixedTable(cfg *config, rs []fixedResult) *table {
 			continue
 		}
 		t.add(r.target, fmt.Sprint(r.sent), fmtDur(r.p50), ratio(float64(r.p50), float64(ref.p50), hasRef),
-			fmtDur(r.p99), ratio(float64(r.p99), float64(ref.p99), hasRef), fmtDur(r.max), fmt.Sprint(r.lost))
+			fmtDur(r.p99), ratio(float64(r.p99), float64(ref.p99), hasRef), fmtDur(r.max), fmt.Sprint(r.lost), fmt.Sprint(r.disconnects))
 	}
 	return t
 }
@@ -343,6 +343,162 @@ func checksTable(res *results) *table {
 				t.add(fmt.Sprintf("room of %d forms in <= 3x melody's accept time", h.n), "room did not form", "FAIL")
 			}
 		}
+	}
+	return t
+}
+
+// hugeTable renders the huge workload: one column per target, one row per
+// figure, with issue #18's target for it.
+func hugeTable(cfg *config, rs []hugeResult) *table {
+	t := &table{
+		title: fmt.Sprintf("One room of %d clients (%d handshakes in flight), every phase on one server process; \"GEN-BOUND\" marks a phase whose figures the load generator, at ≥ %.0f%% CPU, may have capped",
+			cfg.hugeClients, cfg.dialConc, 100*genBoundShare),
+		header: []string{"figure", "issue #18 target"},
+	}
+	for _, r := range rs {
+		t.header = append(t.header, r.target)
+	}
+	flag := func(share float64) string {
+		if share >= genBoundShare {
+			return " GEN-BOUND"
+		}
+		return ""
+	}
+	row := func(figure, target, phase string, cell func(r hugeResult) string) {
+		cells := []string{figure, target}
+		for _, r := range rs {
+			if r.reached(phase) {
+				cells = append(cells, cell(r))
+			} else {
+				cells = append(cells, "-")
+			}
+		}
+		t.add(cells...)
+	}
+	errs := false
+	for _, r := range rs {
+		errs = errs || r.err != nil
+	}
+	if errs {
+		cells := []string{"gave up", ""}
+		for _, r := range rs {
+			c := ""
+			if r.err != nil {
+				c = fmt.Sprintf("in %s", r.phase)
+				if r.phase == "form" && r.connected > 0 {
+					c += fmt.Sprintf(" with %d connected", r.connected)
+				}
+				c += ": " + strings.TrimPrefix(errCell(r.err), "ERROR: ")
+			}
+			cells = append(cells, c)
+		}
+		t.add(cells...)
+	}
+	row("connected (hubchat: and joined)", "all, 0 failed", "form", func(r hugeResult) string {
+		return fmt.Sprintf("%d of %d", r.n, r.n)
+	})
+	row("all connected after", "", "form", func(r hugeResult) string { return fmtDur(r.connect) })
+	row("room formed after (hubchat: every client knows every member; others: a message reached all)", "< 60 s", "form", func(r hugeResult) string {
+		return fmtDur(r.formed) + flag(r.formGen)
+	})
+	row("CPU until formed: server / generator", "", "form", func(r hugeResult) string {
+		return fmtPct(r.formSrv) + " / " + fmtPct(r.formGen)
+	})
+	row("server RSS per member, idle", "≤ 6 KiB", "idle", func(r hugeResult) string { return fmtKiB(r.rssPer) })
+	row("server Go heap / goroutine stacks per member; goroutines per member", "", "idle", func(r hugeResult) string {
+		return fmt.Sprintf("%s / %s; %.2f", fmtKiB(r.heapPer), fmtKiB(r.stackPer), r.gorPer)
+	})
+	row(fmt.Sprintf("one message to all (%d, one at a time): p50 / p99 / max from the send", hugeOneMessages), "p99 < 1 s", "one message", func(r hugeResult) string {
+		return fmt.Sprintf("%s / %s / %s", fmtDur(r.one.p50), fmtDur(r.one.p99), fmtDur(r.one.max))
+	})
+	sus := fmt.Sprintf("sustained %d msgs/s for %v", cfg.sustainRate, cfg.sustainFor)
+	row(sus+": p50 / p99 / max from the scheduled send", "", "sustained", func(r hugeResult) string {
+		return fmt.Sprintf("%s / %s / %s", fmtDur(r.sustained.p50), fmtDur(r.sustained.p99), fmtDur(r.sustained.max)) + flag(r.susGen)
+	})
+	row(sus+": lost / evicted", "0 / 0", "sustained", func(r hugeResult) string {
+		return fmt.Sprintf("%d of %d / %d", r.sustained.lost, r.sustained.sent*int64(r.n), r.sustained.disconnects)
+	})
+	row(sus+": CPU server / generator", "", "sustained", func(r hugeResult) string {
+		return fmtPct(r.susSrv) + " / " + fmtPct(r.susGen)
+	})
+	row(fmt.Sprintf("fan-out: server CPU per delivery here / in a room of %d", cfg.hugeBase), "≤ 1.2x", "fan-out", func(r hugeResult) string {
+		return fmt.Sprintf("%s / %s = %.2fx", fmtDur(r.fanout.cpuPerDel), fmtDur(r.base.cpuPerDel),
+			float64(r.fanout.cpuPerDel)/float64(r.base.cpuPerDel)) + flag(r.fanout.genBusy)
+	})
+	row(fmt.Sprintf("fan-out: deliveries/s, p99, CPU server / generator (room of %d: same)", cfg.hugeBase), "", "fan-out", func(r hugeResult) string {
+		return fmt.Sprintf("%s, %s, %s / %s (%s, %s, %s / %s)",
+			fmtRate(r.fanout.rate), fmtDur(r.fanout.p99), fmtPct(r.fanout.srvBusy), fmtPct(r.fanout.genBusy),
+			fmtRate(r.base.rate), fmtDur(r.base.p99), fmtPct(r.base.srvBusy), fmtPct(r.base.genBusy))
+	})
+	row("restart: the new server listens after", "", "restart", func(r hugeResult) string { return fmtDur(r.down) })
+	row("restart: every client reconnected / room formed again, after the exit", "< 90 s", "restart", func(r hugeResult) string {
+		return fmtDur(r.reconnect) + " / " + fmtDur(r.reformed) + flag(r.restartGen)
+	})
+	row(`restart: history frames with "resume":true / false`, "every client resumes", "restart", func(r hugeResult) string {
+		if !specs[r.target].join {
+			return "n/a"
+		}
+		return fmt.Sprintf("%d / %d", r.resumed, r.plain)
+	})
+	row("restart: CPU server / generator", "", "restart", func(r hugeResult) string {
+		return fmtPct(r.restartSrv) + " / " + fmtPct(r.restartGen)
+	})
+	row("after the restart: one message, deliveries missing", "0", "after the restart", func(r hugeResult) string { return fmt.Sprint(r.afterRestartLost) })
+	row("load generator: RSS per client idle; peak RSS", "", "idle", func(r hugeResult) string {
+		return fmt.Sprintf("%s; %.0f MiB", fmtKiB(r.genRSSPer), float64(r.genPeakRSS)/(1<<20))
+	})
+	return t
+}
+
+// hugeChecks checks hubchat's huge run against issue #18's targets.
+func hugeChecks(cfg *config, wanted int, rs []hugeResult) *table {
+	t := &table{
+		title:  fmt.Sprintf("hubchat against issue #18's targets, in a room of %d", cfg.hugeClients),
+		header: []string{"requirement", "measured", "result"},
+	}
+	h, ok := find(rs, "hubchat", func(r hugeResult) string { return r.target })
+	if !ok {
+		return t
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "pass"
+		}
+		return "FAIL"
+	}
+	if cfg.hugeClients < wanted {
+		t.add(fmt.Sprintf("%d members in one room", wanted),
+			fmt.Sprintf("%d: the most this machine's RLIMIT_NOFILE allows one process", cfg.hugeClients), "not measurable here")
+	}
+	done := h.reached
+	if done("form") {
+		t.add("connected and joined, 0 failed", fmt.Sprintf("%d of %d", h.n, h.n), "pass")
+		t.add("room forms in < 60 s", fmtDur(h.formed), verdict(h.formed < time.Minute))
+	} else {
+		t.add("connected and joined, 0 failed", strings.TrimPrefix(errCell(h.err), "ERROR: "), "FAIL")
+	}
+	if done("idle") {
+		t.add("server RSS ≤ 6 KiB per member", fmtKiB(h.rssPer), verdict(h.rssPer <= 6*1024))
+	}
+	if done("one message") {
+		t.add("one message reaches all: p99 < 1 s from send", fmtDur(h.one.p99), verdict(h.one.p99 < time.Second))
+	}
+	if done("sustained") {
+		t.add(fmt.Sprintf("sustained %d msgs/s: 0 lost, none evicted", cfg.sustainRate),
+			fmt.Sprintf("lost %d, evicted %d", h.sustained.lost, h.sustained.disconnects),
+			verdict(h.sustained.lost == 0 && h.sustained.disconnects == 0))
+	}
+	if done("fan-out") {
+		v := float64(h.fanout.cpuPerDel) / float64(h.base.cpuPerDel)
+		t.add(fmt.Sprintf("CPU per delivery ≤ 1.2x a room of %d's", cfg.hugeBase),
+			fmt.Sprintf("%s vs %s = %.2fx", fmtDur(h.fanout.cpuPerDel), fmtDur(h.base.cpuPerDel), v), verdict(v <= 1.2))
+	}
+	if done("after the restart") {
+		t.add("re-forms after a restart in < 90 s, every client resuming",
+			fmt.Sprintf("%s, %d of %d resumed", fmtDur(h.reformed), h.resumed, h.n),
+			verdict(h.reformed < 90*time.Second && h.resumed == int64(h.n)))
+	} else if h.phase == "restart" || h.phase == "after the restart" {
+		t.add("re-forms after a restart in < 90 s", strings.TrimPrefix(errCell(h.err), "ERROR: "), "FAIL")
 	}
 	return t
 }

@@ -36,6 +36,15 @@ type runState struct {
 	leaves      atomic.Int64 // hubchat leave frames seen
 	errFrames   atomic.Int64 // hubchat error frames seen
 
+	// Resume (hubchat, huge workload): with trackIDs each client keeps the
+	// id of the last message it received; since[id], if not 0, is the id
+	// client id resumes after when it connects. History frames are counted
+	// by their "resume" flag.
+	trackIDs   bool
+	since      []int64
+	resumed    atomic.Int64
+	notResumed atomic.Int64
+
 	mu        sync.Mutex
 	firstErrs []string // a few sample problems, for the report
 }
@@ -92,11 +101,25 @@ func (r *runState) resetCounts() {
 }
 
 var (
-	bodyMarker = []byte(`"body":"t=`)
-	typePrefix = []byte(`{"type":"`)
-	typeKey    = []byte(`"type":"`)
-	usersKey   = []byte(`"users":[`)
+	bodyMarker  = []byte(`"body":"t=`)
+	typePrefix  = []byte(`{"type":"`)
+	typeKey     = []byte(`"type":"`)
+	usersKey    = []byte(`"users":[`)
+	idKey       = []byte(`"id":"`)
+	resumeTrue  = []byte(`"resume":true`)
+	resumeFalse = []byte(`"resume":false`)
 )
+
+// messageID returns the id of a hubchat message frame, which follows its
+// type, or 0.
+func messageID(p []byte) int64 {
+	i := bytes.Index(p[:min(len(p), 64)], idKey)
+	if i < 0 {
+		return 0
+	}
+	id, _ := parseUint(p[i+len(idKey):])
+	return max(id, 0)
+}
 
 // framesPerRead returns the text frames received per read call, or 0 if
 // unknown (centrifuge-go clients).
@@ -138,7 +161,16 @@ func (r *runState) onFrame(c *wsClient, p []byte) {
 	}
 	switch string(frameType(p)) {
 	case "message":
+		if r.trackIDs {
+			c.lastID = max(c.lastID, messageID(p))
+		}
 		r.onBodies(p)
+	case "history":
+		if bytes.Contains(p, resumeTrue) {
+			r.resumed.Add(1)
+		} else if bytes.Contains(p, resumeFalse) {
+			r.notResumed.Add(1)
+		}
 	case "join":
 		r.onJoin(c)
 	case "users":

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	rpprof "runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -22,6 +23,14 @@ const serveEnv = "HUBCHAT_BENCH_SERVE"
 // hubchatSendQueueEnv carries the -hubchat-sendqueue flag to the hubchat
 // target process.
 const hubchatSendQueueEnv = "HUBCHAT_BENCH_SENDQUEUE"
+
+// hubchatStoreEnv names a file for the hubchat target's Store (the huge
+// workload, whose server restarts).
+const hubchatStoreEnv = "HUBCHAT_BENCH_STORE"
+
+// listenEnv, if set, is the address a target listens on (a restarted
+// target takes its predecessor's); else 127.0.0.1 with a random port.
+const listenEnv = "HUBCHAT_BENCH_LISTEN"
 
 // A serverFactory mounts one target's WebSocket endpoint at /ws (centrifuge
 // at its own path) on mux.
@@ -80,8 +89,13 @@ func serveMain(name string) int {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/cpuprofile", cpuProfileHandler)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if a := os.Getenv(listenEnv); a != "" {
+		addr = a
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "target %s: %v\n", name, err)
 		return 1
@@ -135,6 +149,27 @@ func memHandler(w http.ResponseWriter, _ *http.Request) {
 		Sys:        ms.Sys,
 		Goroutines: runtime.NumGoroutine(),
 	})
+}
+
+// cpuProfileHandler starts a CPU profile into the file named by ?start=
+// (the load generator runs on the same machine), or stops it with
+// ?stop=1, so that a profile covers exactly one phase of a workload.
+func cpuProfileHandler(w http.ResponseWriter, r *http.Request) {
+	if r.FormValue("stop") != "" {
+		rpprof.StopCPUProfile()
+		return
+	}
+	f, err := os.Create(r.FormValue("start"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := rpprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		http.Error(w, err.Error(), http.StatusConflict)
+	}
+	// The profile's file stays open until the process exits: it is
+	// complete once StopCPUProfile has returned.
 }
 
 // raiseNoFile raises RLIMIT_NOFILE as far as allowed: to 1<<20 if the

@@ -4,6 +4,7 @@ package main
 
 import (
 	"net/http"
+	"os"
 
 	chat "github.com/hubchat/chat"
 )
@@ -13,12 +14,20 @@ func init() {
 		// Benchmarks flood the room from few connections, so rate limiting
 		// and history (which would add per-joiner work) are off, and the
 		// queue is generous so that no client is dropped as too slow.
-		hub := chat.NewHub(chat.Options{
+		opts := chat.Options{
 			RateLimit:   -1,
 			HistorySize: -1,
 			SendQueue:   envInt(hubchatSendQueueEnv, 4096),
-		})
-		mux.Handle("/ws", chat.NewServer(hub))
+		}
+		if name := os.Getenv(hubchatStoreEnv); name != "" {
+			// The huge workload restarts the server: its clients resume.
+			st, err := openFileStore(name)
+			if err != nil {
+				return err
+			}
+			opts.Store = st
+		}
+		mux.Handle("/ws", chat.NewServer(chat.NewHub(opts)))
 		return nil
 	}
 }

@@ -33,6 +33,13 @@ type config struct {
 	serverCPU  int           // CPU to pin targets to, -1 for none
 	sendQueue  int           // hubchat SendQueue
 	profileDir string        // if set, CPU profiles of fan-out phases go here
+
+	// The huge workload (huge.go).
+	hugeClients  int           // the room's size
+	hugeBase     int           // the room whose CPU per delivery it is compared with
+	sustainRate  int           // sustained phase: messages/s
+	sustainFor   time.Duration // sustained phase: how long
+	genProfiling bool          // -gen-profile profiles the whole run
 }
 
 // targetSpec is how the load generator talks to a target.
@@ -58,10 +65,11 @@ var specs = map[string]targetSpec{
 	"centrifuge-raw": {server: "centrifuge", dial: dialCentrifugeRaw},
 }
 
-// start launches the server of target name for one workload.
-func (cfg *config) start(name string) (*targetProc, error) {
+// start launches the server of target name for one workload, with env
+// added to its environment.
+func (cfg *config) start(name string, env ...string) (*targetProc, error) {
 	return startTarget(specs[name].serverName(name), cfg.serverCPU,
-		hubchatSendQueueEnv+"="+strconv.Itoa(cfg.sendQueue))
+		append([]string{hubchatSendQueueEnv + "=" + strconv.Itoa(cfg.sendQueue)}, env...)...)
 }
 
 // dialAll connects n clients with at most conc handshakes (and joins) in
@@ -72,6 +80,7 @@ func dialAll(spec targetSpec, addr string, n, conc int, r *runState, limit time.
 	clients := make([]client, n)
 	var (
 		next    atomic.Int64
+		ok      atomic.Int64
 		errOnce sync.Once
 		dialErr error
 		wg      sync.WaitGroup
@@ -88,18 +97,19 @@ func dialAll(spec targetSpec, addr string, n, conc int, r *runState, limit time.
 				}
 				c, err := spec.dial(ctx, addr, i, r, spec.join)
 				if err != nil {
-					errOnce.Do(func() { dialErr = fmt.Errorf("client %d: %w", i, err) })
+					errOnce.Do(func() { dialErr = &dialError{int(ok.Load()), fmt.Errorf("client %d: %w", i, err)} })
 					cancel()
 					return
 				}
 				clients[i] = c
+				ok.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	if dialErr == nil && ctx.Err() != nil {
-		dialErr = fmt.Errorf("%d of %d clients connected within %v", next.Load(), n, limit)
+		dialErr = &dialError{int(ok.Load()), fmt.Errorf("%d of %d clients connected within %v", ok.Load(), n, limit)}
 	}
 	if dialErr != nil {
 		closeAll(r, clients)
@@ -107,6 +117,16 @@ func dialAll(spec targetSpec, addr string, n, conc int, r *runState, limit time.
 	}
 	return clients, elapsed, nil
 }
+
+// A dialError is dialAll's failure: the clients connected until then, and
+// what went wrong.
+type dialError struct {
+	connected int
+	err       error
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
 // closeAll tears down every client.
 func closeAll(r *runState, clients []client) {
@@ -260,9 +280,9 @@ type fanoutResult struct {
 // openRoom starts target name, connects n clients (joined, for targets
 // that join) and, where clients see joins, waits until every client knows
 // every other. stop closes the clients and stops the target.
-func openRoom(cfg *config, name string, n int) (p *targetProc, r *runState, clients []client, stop func(), err error) {
+func openRoom(cfg *config, name string, n int, env ...string) (p *targetProc, r *runState, clients []client, stop func(), err error) {
 	spec := specs[name]
-	if p, err = cfg.start(name); err != nil {
+	if p, err = cfg.start(name, env...); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	room := 0
@@ -321,15 +341,23 @@ func waitRegistered(r *runState, c client, probeID, n int, timeout time.Duration
 
 // runFanout measures n clients, cfg.senders of which send as fast as the
 // window allows, every client receiving every message.
-func runFanout(cfg *config, name string, n int) (res fanoutResult) {
+func runFanout(cfg *config, name string, n int, env ...string) (res fanoutResult) {
 	res = fanoutResult{target: name, n: n}
-	p, r, clients, stop, err := openRoom(cfg, name, n)
+	p, r, clients, stop, err := openRoom(cfg, name, n, env...)
 	if err != nil {
 		res.err = err
 		return
 	}
 	defer stop()
-	s := min(cfg.senders, n) // the window openRoom set
+	measureFanout(cfg, p, r, clients, &res)
+	return res
+}
+
+// measureFanout runs the fan-out workload on a room that openRoom (or the
+// huge workload) opened, with the window it set, and fills in res.
+func measureFanout(cfg *config, p *targetProc, r *runState, clients []client, res *fanoutResult) {
+	n, name := len(clients), res.target
+	s := len(r.slots) // the window openRoom set
 	seq := make([]int64, s)
 	if cfg.warmup > 0 {
 		sent := windowed(cfg, r, clients[:s], seq, cfg.warmup)
@@ -376,7 +404,6 @@ func runFanout(cfg *config, name string, n int) (res fanoutResult) {
 	res.otherBusy = max(0, float64(all1-all0-(cpu1-cpu0)-(self1-self0))/float64(res.elapsed))
 	res.perRead = r.framesPerRead()
 	res.notes = r.problems()
-	return res
 }
 
 // fixedResult is one target's figures for the fixed-load workload.
@@ -387,6 +414,7 @@ type fixedResult struct {
 	deliveries    int64
 	p50, p99, max time.Duration
 	lost          int64 // not delivered within cfg.fixedDrain after the last send
+	disconnects   int64 // clients the server closed meanwhile (hubchat: evicted)
 	notes         []string
 }
 
@@ -403,11 +431,18 @@ func runFixed(cfg *config, name string) (res fixedResult) {
 	}
 	defer stop()
 	time.Sleep(200 * time.Millisecond) // let the connect burst settle
-	r.resetCounts()
+	measureFixed(r, clients, min(cfg.senders, n), cfg.rate, cfg.fixedFor, cfg.fixedDrain, cfg.pad, &res)
+	return res
+}
 
-	s := min(cfg.senders, n)
-	interval := time.Duration(s) * time.Second / time.Duration(cfg.rate)
-	count := int(cfg.fixedFor / interval)
+// measureFixed offers rate messages/s from the first s clients into all of
+// them for d, waits up to drainFor after the last send, and fills in res.
+func measureFixed(r *runState, clients []client, s, rate int, d, drainFor time.Duration, pad int, res *fixedResult) {
+	n := len(clients)
+	r.resetCounts()
+	dis0 := r.disconnects.Load()
+	interval := time.Duration(s) * time.Second / time.Duration(rate)
+	count := int(d / interval)
 	start := time.Now().Add(10 * time.Millisecond)
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -419,7 +454,7 @@ func runFixed(cfg *config, name string) (res fixedResult) {
 			next := start.Add(time.Duration(i) * interval / time.Duration(s))
 			for k := range count {
 				time.Sleep(time.Until(next))
-				buf = appendMessage(buf[:0], next.UnixNano(), i, int64(k), cfg.pad)
+				buf = appendMessage(buf[:0], next.UnixNano(), i, int64(k), pad)
 				sent.Add(1)
 				if err := c.send(buf); err != nil {
 					r.note("send: " + err.Error())
@@ -432,13 +467,13 @@ func runFixed(cfg *config, name string) (res fixedResult) {
 	wg.Wait()
 	res.sent = sent.Load()
 	expected := res.sent * int64(n)
-	drain(r, expected, 3*time.Second, cfg.fixedDrain)
+	drain(r, expected, 3*time.Second, drainFor)
 	res.deliveries = r.received.Load()
 	h := r.hist.Load()
 	res.p50, res.p99, res.max = h.quantile(0.5), h.quantile(0.99), h.quantile(1)
 	res.lost = expected - res.deliveries
+	res.disconnects = r.disconnects.Load() - dis0
 	res.notes = r.problems()
-	return res
 }
 
 // connectResult is one target's figures for the connect-rate workload.

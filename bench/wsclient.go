@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -49,6 +50,7 @@ type wsClient struct {
 	counted  int    // hubchat: names in the last streamed users snapshot
 	frames   int64  // text messages not yet added to r.frames
 	formed   bool   // hubchat: known reached the room size
+	lastID   int64  // hubchat: the last message id received (runState.trackIDs)
 
 	ready chan struct{} // closed once usable (hubchat: its join announced)
 	done  chan struct{} // closed when the reader ends
@@ -75,7 +77,11 @@ const wsHandshakeKey = "dGhlIHNhbXBsZSBub25jZQ=="
 // join (its users snapshot may follow later: during a storm of joins a
 // hubchat server sends it when the storm is over).
 func dialWS(ctx context.Context, addr string, id int, r *runState, join bool) (client, error) {
-	c, err := handshake(ctx, addr, "/ws?username=u"+strconv.Itoa(id), id, r)
+	path := "/ws?username=u" + strconv.Itoa(id)
+	if id < len(r.since) && r.since[id] > 0 {
+		path += "&since=" + strconv.FormatInt(r.since[id], 10)
+	}
+	c, err := handshake(ctx, addr, path, id, r)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +127,37 @@ func (c *wsClient) isReady() bool {
 	}
 }
 
+// clientsPerSource is how many clients share a loopback source address. A
+// source address has 28,232 ephemeral ports to a given server (Linux's
+// default range, 32768-60999); spreading clients over 127.0.0.1,
+// 127.0.0.2, ... in blocks of 20,000 stays well within it at any size.
+const clientsPerSource = 20000
+
+// sourceAddr returns the local address client id dials from: nil (the
+// kernel's choice, 127.0.0.1 for a server on 127.0.0.1) for the first
+// block of clients, then 127.0.0.2, 127.0.0.3, ... for each further block.
+func sourceAddr(id int) net.Addr {
+	k := id / clientsPerSource
+	if k == 0 {
+		return nil
+	}
+	return &net.TCPAddr{IP: net.IPv4(127, 0, byte(k/253), byte(1+k%253))}
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a socket about to be bound to
+// a source address, so that its port is chosen at connect time, unique
+// only per server address, rather than at bind time, unique per source
+// address across all servers.
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = setBindNoPort(int(fd))
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 // httpEnd ends the response headers.
 var httpEnd = []byte("\r\n\r\n")
 
@@ -130,7 +167,7 @@ var httpEnd = []byte("\r\n\r\n")
 // server's first write carries the join and the users snapshot too) are
 // read by the same system call.
 func handshake(ctx context.Context, addr, path string, id int, r *runState) (*wsClient, error) {
-	d := net.Dialer{Timeout: dialTimeout}
+	d := net.Dialer{Timeout: dialTimeout, LocalAddr: sourceAddr(id), Control: bindNoPort}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -149,7 +186,8 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 		nc.Close()
 		return nil, err
 	}
-	c.br = newFrameReader(countingReader{nc, r, c}, readBufferSize)
+	c.br = newFrameReader(nc, readBufferSize)
+	c.br.onRead = c.countRead
 	b := c.br
 	for {
 		if i := bytes.Index(b.buf[:b.w], httpEnd); i >= 0 {
@@ -161,11 +199,11 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 			b.Discard(i + len(httpEnd))
 			return c, nil
 		}
-		if b.w == len(b.buf) {
+		if b.w == b.size {
 			nc.Close()
 			return nil, errors.New("handshake: response headers too long")
 		}
-		n, err := b.src.Read(b.buf[b.w:])
+		n, err := b.fill()
 		b.w += n
 		if err != nil && n == 0 {
 			nc.Close()
@@ -174,23 +212,16 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 	}
 }
 
-// countingReader counts the reads that fill a client's buffer, i.e. read
-// system calls; frames per read shows how well a server batches its writes.
-type countingReader struct {
-	nc net.Conn
-	r  *runState
-	c  *wsClient // its text messages are added to r.frames; nil in the handshake
-}
-
-func (cr countingReader) Read(p []byte) (int, error) {
-	cr.r.reads.Add(1)
-	if c := cr.c; c != nil && c.frames > 0 {
+// countRead counts a read that fills the client's buffer, i.e. a read
+// system call; frames per read shows how well a server batches its writes.
+func (c *wsClient) countRead() {
+	c.r.reads.Add(1)
+	if c.frames > 0 {
 		// Counted here, before the reader may block, rather than once per
 		// frame on a counter all clients share.
-		cr.r.frames.Add(c.frames)
+		c.r.frames.Add(c.frames)
 		c.frames = 0
 	}
-	return cr.nc.Read(p)
 }
 
 // WebSocket opcodes.
@@ -452,28 +483,114 @@ func (c *wsClient) close() {
 }
 
 // frameReader is a read buffer like bufio.Reader's, cut down to what next
-// needs, with no interface call per frame.
+// needs, with no interface call per frame. Over a TCP connection it holds
+// its buffer only while it holds unconsumed bytes: when everything read
+// has been consumed and the socket has nothing more, the buffer goes back
+// to a pool shared by all clients, and the reader waits for the socket
+// without one (see fill). An idle client then costs its goroutine and a
+// few hundred bytes, not readBufferSize.
 type frameReader struct {
-	src  io.Reader
-	buf  []byte
-	r, w int
+	src    io.Reader       // read with src.Read when rc is nil (tests over net.Pipe)
+	rc     syscall.RawConn // read with read(2) when the socket is readable
+	onRead func()          // if set, called before every read
+	size   int
+	buf    []byte  // nil while lent to the pool
+	pooled *[]byte // buf's box in readBufs, if it comes from there
+	r, w   int
 }
 
+// newFrameReader returns a reader of src with a buffer of size bytes,
+// lent to the pool while empty if src is a socket.
 func newFrameReader(src io.Reader, size int) *frameReader {
-	return &frameReader{src: src, buf: make([]byte, size)}
+	b := &frameReader{src: src, size: size}
+	if sc, ok := src.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			b.rc = rc
+		}
+	}
+	return b
+}
+
+// readBufs holds the read buffers (*[]byte of readBufferSize) of clients
+// that have nothing buffered.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, readBufferSize)
+	return &b
+}}
+
+// fill reads once into the free part of the buffer and returns the number
+// of bytes read, taking a buffer from the pool first if it has none. On a
+// socket it waits for readability with an empty buffer lent back to the
+// pool.
+func (b *frameReader) fill() (int, error) {
+	if b.onRead != nil {
+		b.onRead()
+	}
+	if b.rc == nil {
+		b.take()
+		return b.src.Read(b.buf[b.w:])
+	}
+	var (
+		n    int
+		rerr error
+	)
+	err := b.rc.Read(func(fd uintptr) bool {
+		b.take()
+		for {
+			n, rerr = syscall.Read(int(fd), b.buf[b.w:])
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			b.lend()
+			return false // wait for the socket, then try again
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return 0, err // deadline, closed
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// take gives the reader a buffer if it has none.
+func (b *frameReader) take() {
+	switch {
+	case b.buf != nil:
+	case b.rc != nil && b.size == readBufferSize:
+		b.pooled = readBufs.Get().(*[]byte)
+		b.buf = *b.pooled
+	default:
+		b.buf = make([]byte, b.size)
+	}
+}
+
+// lend returns a pooled buffer that holds nothing unconsumed to the pool.
+func (b *frameReader) lend() {
+	if b.pooled == nil || b.r != b.w {
+		return
+	}
+	readBufs.Put(b.pooled)
+	b.pooled, b.buf, b.r, b.w = nil, nil, 0, 0
 }
 
 // Size returns the buffer's size: the largest Peek.
-func (b *frameReader) Size() int { return len(b.buf) }
+func (b *frameReader) Size() int { return b.size }
 
 // Peek returns the next n bytes (n <= Size) without consuming them.
 func (b *frameReader) Peek(n int) ([]byte, error) {
 	for b.w-b.r < n {
-		if b.r > 0 && len(b.buf)-b.r < n {
+		if b.r > 0 && b.size-b.r < n {
 			b.w = copy(b.buf, b.buf[b.r:b.w])
 			b.r = 0
 		}
-		m, err := b.src.Read(b.buf[b.w:])
+		m, err := b.fill()
 		b.w += m
 		if err != nil && b.w-b.r < n {
 			return nil, err
@@ -504,7 +621,7 @@ func (b *frameReader) Discard(n int) {
 // Read reads into p from the buffer, or from the source if it is empty.
 func (b *frameReader) Read(p []byte) (int, error) {
 	if b.r == b.w {
-		if len(p) >= len(b.buf) {
+		if b.rc == nil && len(p) >= b.size {
 			return b.src.Read(p)
 		}
 		if _, err := b.Peek(1); err != nil {
