@@ -53,8 +53,10 @@ type hugeResult struct {
 	phase     string // the phase that failed
 	connected int    // clients connected when the form phase failed
 
-	connect, formed  time.Duration
-	formSrv, formGen float64 // CPU shares until formed
+	connect, formed time.Duration
+	formCPU         cpuShares        // until formed
+	formDial        [3]time.Duration // p50, p99, max of a client's dial to ready
+	formBytes       int64            // bytes the clients read until formed
 
 	rssPer, heapPer, stackPer float64 // server, per member, idle
 	gorPer                    float64 // server goroutines per member
@@ -62,16 +64,17 @@ type hugeResult struct {
 	genPeakRSS                int64   // load generator VmHWM at the end
 
 	one              fixedResult // the single messages
-	oneGen           float64     // generator CPU share while they went out
+	oneCPU           cpuShares
 	sustained        fixedResult
-	susSrv, susGen   float64
+	susCPU           cpuShares
 	fanout, base     fanoutResult
 	down             time.Duration // restart: exit until the new server listens
 	reconnect        time.Duration // exit until every client reconnected
 	reformed         time.Duration // exit until the room formed again
 	resumed, plain   int64         // history frames with "resume":true / false
-	restartSrv       float64
-	restartGen       float64
+	restartCPU       cpuShares
+	restartDial      [3]time.Duration
+	restartBytes     int64
 	afterRestartLost int64 // deliveries missing of the message after the restart
 }
 
@@ -88,26 +91,35 @@ func (r hugeResult) reached(phase string) bool {
 	return slices.Index(hugePhases, r.phase) > slices.Index(hugePhases, phase)
 }
 
-// meter measures the CPU shares of the server and the load generator over
-// a phase.
+// meter measures the CPU shares of the server, the load generator and
+// everything else on the machine over a phase.
 type meter struct {
-	p          *targetProc
-	srv0, gen0 time.Duration
-	t0         time.Time
+	p                *targetProc
+	srv0, gen0, all0 time.Duration
+	t0               time.Time
 }
 
 func startMeter(p *targetProc) meter {
-	m := meter{p: p, gen0: selfCPU(), t0: time.Now()}
+	m := meter{p: p, gen0: selfCPU(), all0: machineCPU(), t0: time.Now()}
 	m.srv0, _ = p.cpu()
 	return m
 }
 
-// shares returns the server's and the generator's CPU since the start, as
-// shares of one core.
-func (m meter) shares() (srv, gen float64) {
+// cpuShares are CPU times over a phase as shares of one core.
+type cpuShares struct{ srv, gen, other float64 }
+
+// shares returns the CPU shares since the start.
+func (m meter) shares() cpuShares {
 	wall := float64(time.Since(m.t0))
 	s, _ := m.p.cpu()
-	return float64(s-m.srv0) / wall, float64(selfCPU()-m.gen0) / wall
+	srv, gen := s-m.srv0, selfCPU()-m.gen0
+	other := machineCPU() - m.all0 - srv - gen
+	return cpuShares{float64(srv) / wall, float64(gen) / wall, max(0, float64(other)/wall)}
+}
+
+// String formats the shares for the table.
+func (c cpuShares) String() string {
+	return fmtPct(c.srv) + " / " + fmtPct(c.gen) + " / " + fmtPct(c.other)
 }
 
 // phaseProfiles starts CPU profiles of the server and, unless -gen-profile
@@ -214,7 +226,8 @@ func runHuge(cfg *config, name string, progress func(string, ...any)) (res hugeR
 	res.connect = elapsed
 	err = formed(r, spec, clients, n, max(time.Second, cfg.formLimit-time.Since(m.t0)))
 	res.formed = time.Since(m.t0)
-	res.formSrv, res.formGen = m.shares()
+	res.formCPU = m.shares()
+	res.formDial, res.formBytes = dialFigures(r), r.bytes.Load()
 	endProf()
 	if err != nil {
 		return fail("form", err)
@@ -249,7 +262,7 @@ func runHuge(cfg *config, name string, progress func(string, ...any)) (res hugeR
 	endProf = phaseProfiles(cfg, p, name, n, "one")
 	m = startMeter(p)
 	res.one = oneMessages(r, clients[0], n, hugeOneMessages)
-	_, res.oneGen = m.shares()
+	res.oneCPU = m.shares()
 	endProf()
 	if res.one.err != nil {
 		return fail("one message", res.one.err)
@@ -261,7 +274,7 @@ func runHuge(cfg *config, name string, progress func(string, ...any)) (res hugeR
 	m = startMeter(p)
 	res.sustained.target = name
 	measureFixed(r, clients, 1, cfg.sustainRate, cfg.sustainFor, cfg.fixedDrain, cfg.pad, &res.sustained)
-	res.susSrv, res.susGen = m.shares()
+	res.susCPU = m.shares()
 	endProf()
 
 	// 5. Fan-out.
@@ -305,7 +318,8 @@ func runHuge(cfg *config, name string, progress func(string, ...any)) (res hugeR
 	res.reconnect = time.Since(t0)
 	err = formed(r, spec, clients, n, max(time.Second, cfg.formLimit-time.Since(t0)))
 	res.reformed = time.Since(t0)
-	res.restartSrv, res.restartGen = m.shares()
+	res.restartCPU = m.shares()
+	res.restartDial, res.restartBytes = dialFigures(r), r.bytes.Load()
 	endProf()
 	res.resumed, res.plain = r.resumed.Load(), r.notResumed.Load()
 	if err != nil {
@@ -334,6 +348,12 @@ func newHugeState(cfg *config, spec targetSpec, n int) *runState {
 	r.setWindow(min(cfg.senders, n), cfg.window, n)
 	r.trackIDs = spec.join
 	return r
+}
+
+// dialFigures returns the p50, p99 and max of the clients' times from
+// dialing to ready.
+func dialFigures(r *runState) [3]time.Duration {
+	return [3]time.Duration{r.dials.quantile(0.5), r.dials.quantile(0.99), r.dials.quantile(1)}
 }
 
 // formed waits until the room has formed: every hubchat client knows every

@@ -186,6 +186,7 @@ func benchMain() int {
 	start := time.Now()
 	fmt.Printf("## hubchat benchmark\n\n%s, GOMAXPROCS %d (load generator), %d CPUs on the machine, targets pinned to CPU %d (-1 = unpinned)\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), numCPUMachine(), cfg.serverCPU)
+	fmt.Printf("Load average (1, 5, 15 min) at the start: %s\n", loadAvg())
 	fmt.Println("Ratios are the target's figure divided by hubchat's: below 1 means a lower figure than hubchat (better for costs and latencies, worse for rates).")
 
 	res := &results{fanout: map[int][]fanoutResult{}}
@@ -264,7 +265,7 @@ func benchMain() int {
 	if contains(targets, "hubchat") && (workloads["fanout"] || workloads["fixed"] || workloads["idle"] || workloads["connect"]) {
 		checksTable(res).print(os.Stdout)
 	}
-	fmt.Printf("\ntotal time %.1fs\n", time.Since(start).Seconds())
+	fmt.Printf("\ntotal time %.1fs; load average (1, 5, 15 min) at the end: %s\n", time.Since(start).Seconds(), loadAvg())
 	return 0
 }
 
@@ -295,4 +296,18 @@ func numCPUMachine() int {
 		n += b - a + 1
 	}
 	return n
+}
+
+// loadAvg returns the machine's load averages over 1, 5 and 15 minutes:
+// other engineers' work on a shared machine shows here.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
 }

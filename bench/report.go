@@ -87,6 +87,23 @@ func fmtRate(r float64) string {
 	}
 }
 
+// fmtDurs formats durations separated by slashes.
+func fmtDurs(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmtDur(d)
+	}
+	return strings.Join(s, " / ")
+}
+
+// fmtBytes formats a byte count in MiB or GiB.
+func fmtBytes(b int64) string {
+	if b >= 1<<30 {
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
 func fmtKiB(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
 
 func fmtPerRead(f float64) string {
@@ -399,40 +416,39 @@ func hugeTable(cfg *config, rs []hugeResult) *table {
 	})
 	row("all connected after", "", "form", func(r hugeResult) string { return fmtDur(r.connect) })
 	row("room formed after (hubchat: every client knows every member; others: a message reached all)", "< 60 s", "form", func(r hugeResult) string {
-		return fmtDur(r.formed) + flag(r.formGen)
+		return fmtDur(r.formed) + flag(r.formCPU.gen)
 	})
-	row("CPU until formed: server / generator", "", "form", func(r hugeResult) string {
-		return fmtPct(r.formSrv) + " / " + fmtPct(r.formGen)
-	})
+	row("a client's dial until connected (hubchat: joined): p50 / p99 / max", "", "form", func(r hugeResult) string { return fmtDurs(r.formDial[:]) })
+	row("bytes the clients read until formed", "", "form", func(r hugeResult) string { return fmtBytes(r.formBytes) })
+	row("CPU until formed: server / generator / other processes", "", "form", func(r hugeResult) string { return r.formCPU.String() })
 	row("server RSS per member, idle", "≤ 6 KiB", "idle", func(r hugeResult) string { return fmtKiB(r.rssPer) })
 	row("server Go heap / goroutine stacks per member; goroutines per member", "", "idle", func(r hugeResult) string {
 		return fmt.Sprintf("%s / %s; %.2f", fmtKiB(r.heapPer), fmtKiB(r.stackPer), r.gorPer)
 	})
 	row(fmt.Sprintf("one message to all (%d, one at a time): p50 / p99 / max from the send", hugeOneMessages), "p99 < 1 s", "one message", func(r hugeResult) string {
-		return fmt.Sprintf("%s / %s / %s", fmtDur(r.one.p50), fmtDur(r.one.p99), fmtDur(r.one.max))
+		return fmtDurs([]time.Duration{r.one.p50, r.one.p99, r.one.max})
 	})
+	row("single messages: CPU server / generator / other processes (with 200 ms pauses)", "", "one message", func(r hugeResult) string { return r.oneCPU.String() })
 	sus := fmt.Sprintf("sustained %d msgs/s for %v", cfg.sustainRate, cfg.sustainFor)
 	row(sus+": p50 / p99 / max from the scheduled send", "", "sustained", func(r hugeResult) string {
-		return fmt.Sprintf("%s / %s / %s", fmtDur(r.sustained.p50), fmtDur(r.sustained.p99), fmtDur(r.sustained.max)) + flag(r.susGen)
+		return fmtDurs([]time.Duration{r.sustained.p50, r.sustained.p99, r.sustained.max}) + flag(r.susCPU.gen)
 	})
 	row(sus+": lost / evicted", "0 / 0", "sustained", func(r hugeResult) string {
 		return fmt.Sprintf("%d of %d / %d", r.sustained.lost, r.sustained.sent*int64(r.n), r.sustained.disconnects)
 	})
-	row(sus+": CPU server / generator", "", "sustained", func(r hugeResult) string {
-		return fmtPct(r.susSrv) + " / " + fmtPct(r.susGen)
-	})
+	row(sus+": CPU server / generator / other processes", "", "sustained", func(r hugeResult) string { return r.susCPU.String() })
 	row(fmt.Sprintf("fan-out: server CPU per delivery here / in a room of %d", cfg.hugeBase), "≤ 1.2x", "fan-out", func(r hugeResult) string {
 		return fmt.Sprintf("%s / %s = %.2fx", fmtDur(r.fanout.cpuPerDel), fmtDur(r.base.cpuPerDel),
 			float64(r.fanout.cpuPerDel)/float64(r.base.cpuPerDel)) + flag(r.fanout.genBusy)
 	})
-	row(fmt.Sprintf("fan-out: deliveries/s, p99, CPU server / generator (room of %d: same)", cfg.hugeBase), "", "fan-out", func(r hugeResult) string {
-		return fmt.Sprintf("%s, %s, %s / %s (%s, %s, %s / %s)",
-			fmtRate(r.fanout.rate), fmtDur(r.fanout.p99), fmtPct(r.fanout.srvBusy), fmtPct(r.fanout.genBusy),
-			fmtRate(r.base.rate), fmtDur(r.base.p99), fmtPct(r.base.srvBusy), fmtPct(r.base.genBusy))
+	row(fmt.Sprintf("fan-out: deliveries/s, p99, CPU server / generator / other processes (room of %d: same)", cfg.hugeBase), "", "fan-out", func(r hugeResult) string {
+		return fmt.Sprintf("%s, %s, %s / %s / %s (%s, %s, %s / %s / %s)",
+			fmtRate(r.fanout.rate), fmtDur(r.fanout.p99), fmtPct(r.fanout.srvBusy), fmtPct(r.fanout.genBusy), fmtPct(r.fanout.otherBusy),
+			fmtRate(r.base.rate), fmtDur(r.base.p99), fmtPct(r.base.srvBusy), fmtPct(r.base.genBusy), fmtPct(r.base.otherBusy))
 	})
 	row("restart: the new server listens after", "", "restart", func(r hugeResult) string { return fmtDur(r.down) })
 	row("restart: every client reconnected / room formed again, after the exit", "< 90 s", "restart", func(r hugeResult) string {
-		return fmtDur(r.reconnect) + " / " + fmtDur(r.reformed) + flag(r.restartGen)
+		return fmtDur(r.reconnect) + " / " + fmtDur(r.reformed) + flag(r.restartCPU.gen)
 	})
 	row(`restart: history frames with "resume":true / false`, "every client resumes", "restart", func(r hugeResult) string {
 		if !specs[r.target].join {
@@ -440,9 +456,9 @@ func hugeTable(cfg *config, rs []hugeResult) *table {
 		}
 		return fmt.Sprintf("%d / %d", r.resumed, r.plain)
 	})
-	row("restart: CPU server / generator", "", "restart", func(r hugeResult) string {
-		return fmtPct(r.restartSrv) + " / " + fmtPct(r.restartGen)
-	})
+	row("restart: a client's dial until connected (hubchat: joined): p50 / p99 / max", "", "restart", func(r hugeResult) string { return fmtDurs(r.restartDial[:]) })
+	row("restart: bytes the clients read until formed again", "", "restart", func(r hugeResult) string { return fmtBytes(r.restartBytes) })
+	row("restart: CPU server / generator / other processes", "", "restart", func(r hugeResult) string { return r.restartCPU.String() })
 	row("after the restart: one message, deliveries missing", "0", "after the restart", func(r hugeResult) string { return fmt.Sprint(r.afterRestartLost) })
 	row("load generator: RSS per client idle; peak RSS", "", "idle", func(r hugeResult) string {
 		return fmt.Sprintf("%s; %.0f MiB", fmtKiB(r.genRSSPer), float64(r.genPeakRSS)/(1<<20))

@@ -21,6 +21,8 @@ type runState struct {
 	received atomic.Int64 // message deliveries
 	probes   atomic.Int64 // deliveries of waitRegistered's probes
 	reads    atomic.Int64 // read calls on all raw clients' connections
+	bytes    atomic.Int64 // bytes those calls read
+	dials    hist         // each client's time from dialing to ready (dialAll)
 	frames   atomic.Int64 // text messages received by raw clients
 	hist     atomic.Pointer[hist]
 

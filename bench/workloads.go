@@ -95,7 +95,9 @@ func dialAll(spec targetSpec, addr string, n, conc int, r *runState, limit time.
 				if i >= n {
 					return
 				}
+				t0 := time.Now()
 				c, err := spec.dial(ctx, addr, i, r, spec.join)
+				r.dials.add(int64(time.Since(t0)))
 				if err != nil {
 					errOnce.Do(func() { dialErr = &dialError{int(ok.Load()), fmt.Errorf("client %d: %w", i, err)} })
 					cancel()

@@ -188,6 +188,7 @@ func handshake(ctx context.Context, addr, path string, id int, r *runState) (*ws
 	}
 	c.br = newFrameReader(nc, readBufferSize)
 	c.br.onRead = c.countRead
+	c.br.onBytes = func(n int) { r.bytes.Add(int64(n)) }
 	b := c.br
 	for {
 		if i := bytes.Index(b.buf[:b.w], httpEnd); i >= 0 {
@@ -490,13 +491,14 @@ func (c *wsClient) close() {
 // without one (see fill). An idle client then costs its goroutine and a
 // few hundred bytes, not readBufferSize.
 type frameReader struct {
-	src    io.Reader       // read with src.Read when rc is nil (tests over net.Pipe)
-	rc     syscall.RawConn // read with read(2) when the socket is readable
-	onRead func()          // if set, called before every read
-	size   int
-	buf    []byte  // nil while lent to the pool
-	pooled *[]byte // buf's box in readBufs, if it comes from there
-	r, w   int
+	src     io.Reader       // read with src.Read when rc is nil (tests over net.Pipe)
+	rc      syscall.RawConn // read with read(2) when the socket is readable
+	onRead  func()          // if set, called before every read
+	onBytes func(n int)     // if set, called with the bytes of every read
+	size    int
+	buf     []byte  // nil while lent to the pool
+	pooled  *[]byte // buf's box in readBufs, if it comes from there
+	r, w    int
 }
 
 // newFrameReader returns a reader of src with a buffer of size bytes,
@@ -528,7 +530,9 @@ func (b *frameReader) fill() (int, error) {
 	}
 	if b.rc == nil {
 		b.take()
-		return b.src.Read(b.buf[b.w:])
+		n, err := b.src.Read(b.buf[b.w:])
+		b.got(n)
+		return n, err
 	}
 	var (
 		n    int
@@ -548,6 +552,7 @@ func (b *frameReader) fill() (int, error) {
 		}
 		return true
 	})
+	b.got(n)
 	switch {
 	case err != nil:
 		return 0, err // deadline, closed
@@ -557,6 +562,13 @@ func (b *frameReader) fill() (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// got counts n bytes read.
+func (b *frameReader) got(n int) {
+	if b.onBytes != nil && n > 0 {
+		b.onBytes(n)
+	}
 }
 
 // take gives the reader a buffer if it has none.
