@@ -37,6 +37,7 @@ func smokeConfig() *config {
 		formLimit:  30 * time.Second,
 		serverCPU:  -1,
 		sendQueue:  1024,
+		idleWait:   100 * time.Millisecond,
 	}
 }
 

@@ -238,7 +238,7 @@ func runHuge(cfg *config, name string, progress func(string, ...any)) (res hugeR
 
 	// 2. Idle.
 	progress("huge %s n=%d: idle memory", name, n)
-	time.Sleep(time.Second)
+	time.Sleep(cfg.idleWait)
 	ms1, err := p.mem()
 	if err != nil {
 		return fail("idle", err)

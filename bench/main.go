@@ -57,6 +57,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.rounds, "rounds", 5, "connect and idle: rounds (every target once per round, fresh processes); tables show each target's median round")
 	flag.DurationVar(&cfg.formLimit, "form-limit", 90*time.Second, "connect: give up on a hubchat room that has not formed after this long")
 	flag.IntVar(&cfg.pad, "pad", 0, "extra bytes per message body")
+	flag.DurationVar(&cfg.idleWait, "idle-wait", time.Second, "idle memory: how long clients are idle before the server's memory is read")
 	flag.IntVar(&cfg.sendQueue, "hubchat-sendqueue", 4096, "hubchat Options.SendQueue")
 	flag.StringVar(&cfg.profileDir, "profile-dir", "", "write a server CPU profile of every fan-out phase into this directory")
 	genProfile := flag.String("gen-profile", "", "write a CPU profile of the load generator (the whole run) to this file")

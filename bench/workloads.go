@@ -33,6 +33,7 @@ type config struct {
 	serverCPU  int           // CPU to pin targets to, -1 for none
 	sendQueue  int           // hubchat SendQueue
 	profileDir string        // if set, CPU profiles of fan-out phases go here
+	idleWait   time.Duration // idle memory: how long clients are idle before the server's memory is read
 
 	// The huge workload (huge.go).
 	hugeClients  int           // the room's size
@@ -616,7 +617,7 @@ func runConnectIdle(cfg *config, name string) (cr connectResult, ir idleResult) 
 		cr.err = fmt.Errorf("%d clients disconnected: %v", d, r.problems())
 	}
 
-	time.Sleep(time.Second) // idle
+	time.Sleep(cfg.idleWait) // idle
 	ms1, err := p.mem()
 	if err != nil {
 		ir.err = err
