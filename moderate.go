@@ -251,13 +251,15 @@ func (h *Hub) activeLocked(m map[string]Moderation, key string) (Moderation, boo
 // close, after which the member leaves at once (see outbox.closeLocked).
 func (h *Hub) disconnectLocked(key, text string) {
 	m := h.members[key]
-	if m == nil || len(m.conns) == 0 {
+	if m == nil || m.c == nil {
 		return
 	}
-	for _, c := range m.conns {
+	var buf [1]*client
+	conns := m.appendConns(buf[:0])
+	for _, c := range conns {
 		c.evictWithError(evictKicked, errors.New(text))
 	}
-	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(m.conns))
+	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(conns))
 }
 
 // bannedErrLocked returns an error wrapping ErrBanned if name (with key)

@@ -291,10 +291,11 @@ func (h *Hub) spendUpload(name string) (int, error) {
 		return http.StatusUnauthorized, errors.New("not a member of the room any more")
 	}
 	now := time.Now()
-	if m.uploads == nil {
-		m.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
+	x := m.extra()
+	if x.uploads == nil {
+		x.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
 	}
-	if !m.uploads.allow(now) {
+	if !x.uploads.allow(now) {
 		return http.StatusTooManyRequests, fmt.Errorf(errTextUploadRate, h.opts.UploadRate*60)
 	}
 	return 0, nil
@@ -364,12 +365,13 @@ func newUploadToken() string { return rand.Text() }
 // grantUploadLocked gives c, a member's connection that has just joined,
 // an upload token, and returns the upload frame that tells it the token.
 func (h *Hub) grantUploadLocked(c *client) []byte {
-	c.token = newUploadToken()
-	h.tokens[c.token] = c
+	tok := newUploadToken()
+	c.extra().token = tok
+	h.tokens[tok] = c
 	b := append([]byte(nil), `{"type":"upload","url":`...)
 	b = appendJSONString(b, h.opts.FilesURL)
 	b = append(b, `,"token":`...)
-	b = appendJSONString(b, c.token)
+	b = appendJSONString(b, tok)
 	b = append(b, `,"max":`...)
 	b = strconv.AppendInt(b, h.opts.MaxUploadBytes, 10)
 	return append(b, '}')
