@@ -646,7 +646,10 @@ func (o *outbox) unidleLocked(c *client) {
 // fileLocked returns c, just written, to the ready queue or the idle list.
 func (o *outbox) fileLocked(c *client) {
 	switch {
-	case len(c.w.priv) > 0 || (c.w.snap != nil && c.w.snap.fixed):
+	case len(c.w.priv) > 0 || (c.w.snap != nil && c.w.snap.fixed) || (c.w.sub && c.w.off < o.urgent):
+		// Frames for it alone, or a message, which is never held back:
+		// round again with the others. later is served only when ready
+		// is empty, which in a room kept busy by messages it never is.
 		c.w.state = wReady
 		o.ready.push(c)
 	case o.pendingLocked(c):
