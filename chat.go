@@ -144,9 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hc := hj.conn
 	c := newClient(h, ws, hc.Conn)
 	c.br = hj.br
-	if ident != nil {
-		c.extra().id = ident
-	}
+	c.id = ident
 	if !h.addConn(c) {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.nc.Write(append(hc.resp, closeFrame(closeGoingAway, errTextClosed)...))
@@ -296,25 +294,20 @@ func (h *Hub) checkOrigin(r *http.Request) bool {
 // side and the member's lifetime; the hub's outbox owns the write side (w,
 // see outbox.go), so an idle connection has no writer goroutine and no
 // write buffer.
-//
-// Every connection, idle ones included, costs this struct: it holds only
-// what every connection uses, in 256 bytes (a size class of the
-// allocator; one more field would cost the 288-byte class). What only
-// some connections have is in x, allocated on first use; the write side
-// keeps its times as int64s. TestFootprint checks the size.
 type client struct {
-	h  *Hub
-	ws *websocket.Conn
-	nc net.Conn
-	rc syscall.RawConn // nc's, for writes that do not block; nil if none
+	h      *Hub
+	ws     *websocket.Conn
+	nc     net.Conn
+	rc     syscall.RawConn // nc's, for writes that do not block; nil if none
+	joined chan struct{}   // closed when the join has been applied
 
 	// The read side. br is gorilla's read buffer. A member's reader may
 	// park the connection with the hub's poller and end; a new reader
 	// goroutine resumes where it stopped (see poller).
 	br      *bufio.Reader
-	name    string     // the member's name, while a member
-	x       *connExtra // what only some connections have; nil if none
-	lim     *bucket    // the rate limit, if any
+	name    string    // the member's name, while a member
+	id      *Identity // from Authenticate, if it said more than the name
+	lim     *bucket   // the rate limit, if any
 	rstate  atomic.Int32
 	ending  atomic.Bool  // the connection is ending: see wake
 	readBy  atomic.Int64 // the read deadline, Unix ns, for the poller
@@ -322,47 +315,24 @@ type client struct {
 	pl      *poller      // the poller c is registered with, if any
 	pid     uint64       // c's id with pl (guarded by pl.mu)
 
-	// Owned by h.mu: the member c is a connection of, once joined.
-	member *member
+	// Owned by h.mu.
+	member *member    // the member c is a connection of, once joined
+	res    *resumeReq // what it asks for to resume, until its join
+	token  string     // its upload token, once joined with uploads on
 
 	// Owned by h.out.mu.
 	w writeSide
-}
-
-// A connExtra is what only some connections have (see client). Its
-// fields are set by the connection's reader, before the join or under
-// Hub.mu.
-type connExtra struct {
-	id    *Identity  // from Authenticate, if it said more than the name
-	res   *resumeReq // what it asks for to resume, until its join (owned by Hub.mu)
-	token string     // its upload token, once joined with uploads on (owned by Hub.mu)
-}
-
-// extra returns c.x, allocating it on first use.
-func (c *client) extra() *connExtra {
-	if c.x == nil {
-		c.x = new(connExtra)
-	}
-	return c.x
-}
-
-// ident returns c's identity from Authenticate, if it said more than the
-// name; nil otherwise.
-func (c *client) ident() *Identity {
-	if c.x == nil {
-		return nil
-	}
-	return c.x.id
 }
 
 // newClient returns the client of ws, whose connection is nc (both nil in
 // tests of the outbox alone).
 func newClient(h *Hub, ws *websocket.Conn, nc net.Conn) *client {
 	c := &client{
-		h:  h,
-		ws: ws,
-		nc: nc,
-		w:  newWriteSide(),
+		h:      h,
+		ws:     ws,
+		nc:     nc,
+		joined: make(chan struct{}),
+		w:      newWriteSide(),
 	}
 	if nc != nil {
 		c.rc = rawConnOf(nc)
@@ -385,11 +355,9 @@ const (
 func (c *client) serve(name string, nameErr error, since string, nameInFrame bool) {
 	h := c.h
 	c.ws.SetReadLimit(h.opts.ReadLimit)
-	// The handlers reach the hub through c: closures over c alone are
-	// smaller, and every connection keeps them.
 	c.ws.SetPingHandler(func(data string) error {
 		c.extendRead()
-		c.h.out.pong(c, []byte(data))
+		h.out.pong(c, []byte(data))
 		return nil
 	})
 	c.ws.SetPongHandler(func(string) error {
@@ -400,7 +368,7 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 		if code == websocket.CloseNoStatusReceived {
 			code = closeNormal
 		}
-		c.h.out.close(c, code, "")
+		h.out.close(c, code, "")
 		return nil
 	})
 
@@ -433,11 +401,11 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 	}
 	first := false
 	if err == nil {
-		if id := c.ident(); id != nil {
-			id.Name = valid
+		if c.id != nil {
+			c.id.Name = valid
 		}
 		if since != "" {
-			c.extra().res = h.prepareResume(valid, since)
+			c.res = h.prepareResume(valid, since)
 		}
 		valid, first, err = h.join(context.Background(), c, valid)
 	}
@@ -448,8 +416,8 @@ func (c *client) serve(name string, nameErr error, since string, nameInFrame boo
 		return
 	}
 	c.name = valid
-	if id := c.ident(); id != nil && id.Name != valid {
-		id.Name = valid // the member's, in its case
+	if c.id != nil && c.id.Name != valid {
+		c.id.Name = valid // the member's, in its case
 	}
 	if h.opts.Files != nil {
 		h.mu.Lock()
@@ -502,11 +470,9 @@ func (c *client) closeConn() {
 func (c *client) end() {
 	h := c.h
 	c.leave()
-	if c.x != nil {
+	if c.token != "" {
 		h.mu.Lock()
-		if c.x.token != "" {
-			delete(h.tokens, c.x.token)
-		}
+		delete(h.tokens, c.token)
 		h.mu.Unlock()
 	}
 	h.out.release(c)
@@ -614,16 +580,16 @@ func (c *client) leave() {
 
 // identity returns the identity c joined with.
 func (c *client) identity() Identity {
-	if id := c.ident(); id != nil {
-		return *id
+	if c.id != nil {
+		return *c.id
 	}
 	return Identity{Name: c.name}
 }
 
 // profile returns the public part of c's identity besides its name.
 func (c *client) profile() Profile {
-	if id := c.ident(); id != nil {
-		return id.Profile()
+	if c.id != nil {
+		return c.id.Profile()
 	}
 	return Profile{}
 }

@@ -76,134 +76,46 @@ func (h *Hub) poller() *poller {
 }
 
 // A member is one user of the room, on this hub or another.
-//
-// Every member costs this struct, so it holds only what every member
-// uses, in 64 bytes (a size class of the allocator): its name, its place
-// in the join order and, for a member that joined through this hub
-// (local), its first connection. What only some members have (a profile,
-// an identity, further connections, typing and upload state) is in x,
-// allocated on first use. TestFootprint checks the size.
 type member struct {
-	name, key  string
+	name, key string
+	prof      Profile // the public part of its identity
+
+	// Of a member that joined through this hub (local): id is its first
+	// connection's identity (nil if it had nothing but a name), and conns
+	// are its connections, in the order they came (several with
+	// Options.Authenticate: tabs, devices). With a Broker, a local member
+	// whose last connection has gone stays until the broker delivers its
+	// leave, with no connections.
+	local bool
+	id    *Identity
+	conns []*client
+	one   [1]*client // conns' array while it has one
+	typed time.Time  // when its last typing notice went out (local members)
+
+	uploads *bucket // its upload rate, once it has uploaded (see upload.go)
+
 	prev, next *member
-	c          *client      // its first connection here; nil if none
-	x          *memberExtra // what only some members have; nil if none
-}
-
-// A memberExtra is what only some members have (see member).
-type memberExtra struct {
-	prof    Profile   // the public part of its identity, if any
-	id      *Identity // its first connection's identity, if it said more than the name
-	more    []*client // its further connections, in the order they came (Options.Authenticate)
-	typed   int64     // when its last typing notice went out, Unix ns (local members)
-	uploads *bucket   // its upload rate, once it has uploaded (see upload.go)
-
-	// gone marks a local member whose last connection has gone: with a
-	// Broker it stays until the broker delivers its leave.
-	gone bool
-}
-
-// extra returns m.x, allocating it on first use.
-func (m *member) extra() *memberExtra {
-	if m.x == nil {
-		m.x = new(memberExtra)
-	}
-	return m.x
 }
 
 // setLocal makes m a member that joined through this hub, with its first
 // connection c.
 func (m *member) setLocal(c *client) {
-	m.c = c
-	if id := c.ident(); id != nil {
-		m.extra().id = id
-	}
-}
-
-// local reports whether m joined through this hub (connected here, or
-// until the broker delivers the leave of its last connection).
-func (m *member) local() bool { return m.c != nil || m.x != nil && m.x.gone }
-
-// profile returns the public part of m's identity.
-func (m *member) profile() Profile {
-	if m.x == nil {
-		return Profile{}
-	}
-	return m.x.prof
-}
-
-// setProfile gives m the profile p.
-func (m *member) setProfile(p Profile) {
-	if p != (Profile{}) {
-		m.extra().prof = p
-	}
+	m.local, m.id = true, c.id
+	m.one[0] = c
+	m.conns = m.one[:1:1]
 }
 
 // identity returns m's identity, as the hooks receive it.
 func (m *member) identity() Identity {
-	if m.x != nil && m.x.id != nil {
-		return *m.x.id
+	if m.id != nil {
+		return *m.id
 	}
 	return Identity{Name: m.name}
-}
-
-// appendConns appends m's connections here to to, in the order they came.
-func (m *member) appendConns(to []*client) []*client {
-	if m.c == nil {
-		return to
-	}
-	to = append(to, m.c)
-	if m.x != nil {
-		to = append(to, m.x.more...)
-	}
-	return to
-}
-
-// addConn makes c another connection of m, which has one.
-func (m *member) addConn(c *client) {
-	x := m.extra()
-	x.more = append(x.more, c)
-}
-
-// numConns is how many connections m has here.
-func (m *member) numConns() int {
-	switch {
-	case m.c == nil:
-		return 0
-	case m.x == nil:
-		return 1
-	}
-	return 1 + len(m.x.more)
-}
-
-// dropConn removes c from m's connections and reports whether it was one.
-func (m *member) dropConn(c *client) bool {
-	if c == nil || m.c == nil {
-		return false
-	}
-	if m.c == c {
-		m.c = nil
-		if m.x != nil && len(m.x.more) > 0 {
-			m.c = m.x.more[0]
-			m.x.more = slices.Delete(m.x.more, 0, 1)
-		}
-		return true
-	}
-	if m.x == nil {
-		return false
-	}
-	i := slices.Index(m.x.more, c)
-	if i < 0 {
-		return false
-	}
-	m.x.more = slices.Delete(m.x.more, i, i+1)
-	return true
 }
 
 // A claim is a name being claimed through the Broker for c.
 type claim struct {
 	c       *client
-	joined  chan struct{} // closed when the join has been applied (under Hub.mu)
 	done    chan struct{} // closed when the claim has succeeded or failed
 	waiting int           // further connections of the name waiting for done (guarded by Hub.mu)
 }
@@ -432,7 +344,7 @@ func (h *Hub) removeConn(c *client) {
 	h.wg.Done()
 }
 
-// join makes c a member named name (already validated), with its identity, and
+// join makes c a member named name (already validated), with c.id, and
 // reports whether c is its first connection (the member is new), and the
 // member's name, which is name unless c is a further connection of a
 // member whose name has another case. Without a
@@ -443,13 +355,8 @@ func (h *Hub) removeConn(c *client) {
 // attachLocked).
 func (h *Hub) join(ctx context.Context, c *client, name string) (member string, first bool, err error) {
 	key := nameKey(name)
-	if h.link != nil {
-		// Only a join through the broker waits (for its claim, or for
-		// another connection's): a timer for it alone.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.opts.JoinTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.JoinTimeout)
+	defer cancel()
 	h.mu.Lock()
 	for {
 		if err := h.allowedLocked(name, key); err != nil {
@@ -457,7 +364,7 @@ func (h *Hub) join(ctx context.Context, c *client, name string) (member string, 
 			return "", false, err
 		}
 		if h.shared() {
-			if m := h.members[key]; m != nil && m.c != nil {
+			if m := h.members[key]; m != nil && len(m.conns) > 0 {
 				h.attachLocked(m, c)
 				h.mu.Unlock()
 				return m.name, false, nil
@@ -489,7 +396,7 @@ func (h *Hub) join(ctx context.Context, c *client, name string) (member string, 
 		h.mu.Unlock()
 		return name, true, nil
 	}
-	cl := &claim{c: c, joined: make(chan struct{}), done: make(chan struct{})}
+	cl := &claim{c: c, done: make(chan struct{})}
 	h.pending[key] = cl
 	h.mu.Unlock()
 	defer close(cl.done)
@@ -502,7 +409,7 @@ func (h *Hub) join(ctx context.Context, c *client, name string) (member string, 
 	}
 	if err == nil {
 		select {
-		case <-cl.joined:
+		case <-c.joined:
 			return name, true, nil
 		case <-ctx.Done():
 			err = ctx.Err()
@@ -552,11 +459,12 @@ func (h *Hub) shared() bool { return h.opts.Authenticate != nil }
 // users snapshot and the history, then the room's events, as a joiner
 // does.
 func (h *Hub) attachLocked(m *member, c *client) {
-	m.addConn(c)
+	m.conns = append(m.conns, c)
 	c.member = m
-	h.enc = appendJoinEvent(h.enc[:0], m.name, m.profile())
+	h.enc = appendJoinEvent(h.enc[:0], m.name, m.prof)
 	h.out.attach(h.enc, c, h.usersSnapLocked(), h.joinHistoryLocked(c, m))
-	h.log.Debug("chat: another connection", "user", m.name, "conns", m.numConns())
+	close(c.joined)
+	h.log.Debug("chat: another connection", "user", m.name, "conns", len(m.conns))
 }
 
 func (h *Hub) waitSynced(ctx context.Context) error {
@@ -613,11 +521,16 @@ func (h *Hub) admitLocked(name, key string) error {
 func (h *Hub) leave(c *client) (Identity, bool) {
 	h.mu.Lock()
 	m := c.member
-	if m == nil || !m.dropConn(c) {
+	i := -1
+	if m != nil {
+		i = slices.Index(m.conns, c)
+	}
+	if i < 0 {
 		h.mu.Unlock()
 		return Identity{}, false
 	}
-	last := m.c == nil
+	m.conns = slices.Delete(m.conns, i, i+1)
+	last := len(m.conns) == 0
 	switch {
 	case h.members[m.key] != m:
 		// Already removed by the broker, its leave announced.
@@ -627,14 +540,12 @@ func (h *Hub) leave(c *client) (Identity, bool) {
 		h.applyLeaveLocked(m.key)
 	default:
 		closed := h.closed
-		m.extra().gone = true // local until the broker delivers its leave
-		h.out.unsubscribe(c)  // it is going: send it nothing more
-		id := m.identity()
+		h.out.unsubscribe(c) // it is going: send it nothing more
 		h.mu.Unlock()
 		if !closed { // on shutdown, Link.Close releases every name at once
 			h.releaseName(m.name)
 		}
-		return id, true
+		return m.identity(), true
 	}
 	h.mu.Unlock()
 	return m.identity(), last
@@ -700,16 +611,12 @@ func (h *Hub) deliver(ev Event) {
 	case EventJoin:
 		key := nameKey(ev.Username)
 		if h.members[key] == nil {
-			cl := h.pending[key]
 			var c *client
-			if cl != nil {
+			if cl := h.pending[key]; cl != nil {
 				c = cl.c
 				delete(h.pending, key)
 			}
 			h.applyJoinLocked(ev.Username, key, ev.Profile, c)
-			if cl != nil {
-				close(cl.joined)
-			}
 		}
 	case EventLeave:
 		key := nameKey(ev.Username)
@@ -732,8 +639,7 @@ func (h *Hub) deliver(ev Event) {
 // closeConnsLocked closes m's connections here, if any, with code and
 // reason: evictions for Metrics (Evictions.Other).
 func (h *Hub) closeConnsLocked(m *member, code int, reason string) {
-	var buf [1]*client
-	for _, c := range m.appendConns(buf[:0]) {
+	for _, c := range m.conns {
 		h.out.evict(c, evictOther, code, reason)
 	}
 }
@@ -743,8 +649,7 @@ func (h *Hub) closeConnsLocked(m *member, code int, reason string) {
 // snapshot and the history after its own join event (see
 // announceJoinLocked).
 func (h *Hub) applyJoinLocked(name, key string, p Profile, c *client) {
-	m := &member{name: name, key: key, prev: h.last}
-	m.setProfile(p)
+	m := &member{name: name, key: key, prof: p, prev: h.last}
 	if c != nil {
 		m.setLocal(c)
 	}
@@ -767,7 +672,7 @@ func (h *Hub) applyJoinLocked(name, key string, p Profile, c *client) {
 // and the history right after its own join event, or owe them (see
 // outbox.join).
 func (h *Hub) announceJoinLocked(m *member, c *client) {
-	h.enc = appendJoinEvent(h.enc[:0], m.name, m.profile())
+	h.enc = appendJoinEvent(h.enc[:0], m.name, m.prof)
 	var (
 		hist []byte
 		snap usersSnap // unknown, for a member of another hub
@@ -780,6 +685,9 @@ func (h *Hub) announceJoinLocked(m *member, c *client) {
 		snap = h.users.fixed()
 	}
 	h.out.join(h.enc, c, snap, hist)
+	if c != nil {
+		close(c.joined)
+	}
 }
 
 // usersSnapLocked returns the users snapshot, fixed, encoding it if the
@@ -811,9 +719,8 @@ func (h *Hub) applyLeaveLocked(key string) {
 	delete(h.members, key)
 	h.users = usersSnap{}
 	h.enc = appendNameEvent(h.enc[:0], typeLeave, m.name)
-	var buf [1]*client
-	h.out.leave(h.enc, m.appendConns(buf[:0]))
-	h.log.Debug("chat: leave", "user", m.name, "local", h.link == nil || m.local())
+	h.out.leave(h.enc, m.conns)
+	h.log.Debug("chat: leave", "user", m.name, "local", m.local)
 }
 
 // applyMessageLocked encodes m once and queues the same frame on every
@@ -848,10 +755,10 @@ func (h *Hub) applyMessageLocked(m *Message) {
 			rcpt = h.members[tk]
 		}
 		if from != nil {
-			to = from.appendConns(to)
+			to = append(to, from.conns...)
 		}
 		if rcpt != nil && rcpt != from {
-			to = rcpt.appendConns(to)
+			to = append(to, rcpt.conns...)
 		}
 		if len(to) > 0 {
 			h.out.private(obj, at, to...)
@@ -885,21 +792,16 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 	h.mem.sync(s.History)
 
 	// Relink in the snapshot's order, then announce the newcomers.
-	var (
-		added  []*member
-		claims []*claim // of the added: their joins are applied once announced
-	)
+	var added []*member
 	h.first, h.last = nil, nil
 	for _, name := range s.Users {
 		key := nameKey(name)
 		m := h.members[key]
 		if m == nil {
-			m = &member{name: name, key: key}
-			m.setProfile(s.Profiles[name])
+			m = &member{name: name, key: key, prof: s.Profiles[name]}
 			if cl := h.pending[key]; cl != nil {
 				m.setLocal(cl.c)
 				delete(h.pending, key)
-				claims = append(claims, cl)
 			}
 			h.members[key] = m
 			added = append(added, m)
@@ -915,10 +817,11 @@ func (h *Hub) applySyncLocked(s *Snapshot) {
 	h.users = usersSnap{}
 	h.out.reorder()
 	for _, m := range added {
-		h.announceJoinLocked(m, m.c)
-	}
-	for _, cl := range claims {
-		close(cl.joined)
+		var c *client
+		if len(m.conns) > 0 {
+			c = m.conns[0]
+		}
+		h.announceJoinLocked(m, c)
 	}
 	h.setRestrictionsLocked(s.Restrictions)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +56,7 @@ func TestJoinWaitsForClaim(t *testing.T) {
 	id := &Identity{Name: "alice", Display: "Alice"}
 	c1, c2 := newClient(h, nil, nil), newClient(h, nil, nil)
 	c1.nc, c2.nc = &recConn{}, &recConn{}
-	c1.extra().id, c2.extra().id = id, &Identity{Name: "ALICE", Display: "Alice"}
+	c1.id, c2.id = id, &Identity{Name: "ALICE", Display: "Alice"}
 	type result struct {
 		name  string
 		first bool
@@ -92,79 +91,19 @@ func TestJoinWaitsForClaim(t *testing.T) {
 	}
 	h.mu.Lock()
 	m := h.members[nameKey("alice")]
-	conns := m.numConns()
+	conns := len(m.conns)
 	h.mu.Unlock()
 	b.mu.Lock()
 	claims := b.claims
 	b.mu.Unlock()
-	if conns != 2 || claims != 1 || m.profile() != (Profile{Display: "Alice"}) {
-		t.Errorf("member with %d connections, profile %+v, after %d claims; want 2, Alice, 1", conns, m.profile(), claims)
+	if conns != 2 || claims != 1 || m.prof != (Profile{Display: "Alice"}) {
+		t.Errorf("member with %d connections, profile %+v, after %d claims; want 2, Alice, 1", conns, m.prof, claims)
 	}
 	waitWritten(t, h, []*client{c1, c2})
 	for i, c := range []*client{c1, c2} {
 		if got := c.nc.(*recConn).events(t); len(got) != 3 || got[0] != "join:alice" || got[1] != "users:1" {
 			t.Errorf("connection %d: %v, want its join, users and history", i+1, got)
 		}
-	}
-
-	// The first connection goes, then the last: the member stays, local
-	// (its messages are this hub's to store), until the broker delivers
-	// its leave; the hooks get the first connection's identity.
-	if _, last := h.leave(c1); last {
-		t.Error("first connection's leave: the member's last")
-	}
-	left, last := h.leave(c2)
-	if !last || left.Display != "Alice" || left.Name != "alice" {
-		t.Errorf("last connection's leave: %+v, last %v; want alice, Alice, true", left, last)
-	}
-	h.mu.Lock()
-	m = h.members[nameKey("alice")]
-	stays := m != nil && m.numConns() == 0 && m.local()
-	h.mu.Unlock()
-	if !stays {
-		t.Error("the member left before the broker delivered its leave, or is not local")
-	}
-	b.deliver(Event{Kind: EventLeave, Username: "alice"})
-	if got := h.Users(); len(got) != 0 {
-		t.Errorf("after the broker's leave: %v", got)
-	}
-}
-
-// TestMemberConns: a member's connections in the order they came, and
-// nothing but the member for one with a single connection and no
-// profile.
-func TestMemberConns(t *testing.T) {
-	h := NewHub(Options{PingInterval: -1, Logger: slog.New(slog.DiscardHandler)})
-	defer h.Close()
-	c1, c2, c3 := newClient(h, nil, nil), newClient(h, nil, nil), newClient(h, nil, nil)
-	m := &member{name: "alice", key: "alice"}
-	m.setProfile(Profile{})
-	if m.local() || m.numConns() != 0 || len(m.appendConns(nil)) != 0 {
-		t.Error("a member of another hub has connections here")
-	}
-	m.setLocal(c1)
-	if !m.local() || m.numConns() != 1 || m.x != nil {
-		t.Errorf("one connection: local %v, %d connections, extra %v; want true, 1, none", m.local(), m.numConns(), m.x)
-	}
-	m.addConn(c2)
-	m.addConn(c3)
-	check := func(want ...*client) {
-		t.Helper()
-		if got := m.appendConns(nil); !slices.Equal(got, want) || m.numConns() != len(want) {
-			t.Errorf("connections %v (%d), want %v", got, m.numConns(), want)
-		}
-	}
-	check(c1, c2, c3)
-	if !m.dropConn(c2) || m.dropConn(c2) {
-		t.Error("dropConn: not once")
-	}
-	check(c1, c3)
-	m.dropConn(c1)
-	check(c3)
-	m.dropConn(c3)
-	check()
-	if m.local() {
-		t.Error("local without connections, not gone through a broker")
 	}
 }
 

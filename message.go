@@ -498,7 +498,7 @@ const (
 func newUsersSnap(first *member) usersSnap {
 	s := usersSnap{list: append([]byte(nil), usersStart...)}
 	for m := first; m != nil; m = m.next {
-		s.add(m.name, m.profile())
+		s.add(m.name, m.prof)
 	}
 	return s
 }

@@ -251,15 +251,13 @@ func (h *Hub) activeLocked(m map[string]Moderation, key string) (Moderation, boo
 // close, after which the member leaves at once (see outbox.closeLocked).
 func (h *Hub) disconnectLocked(key, text string) {
 	m := h.members[key]
-	if m == nil || m.c == nil {
+	if m == nil || len(m.conns) == 0 {
 		return
 	}
-	var buf [1]*client
-	conns := m.appendConns(buf[:0])
-	for _, c := range conns {
+	for _, c := range m.conns {
 		c.evictWithError(evictKicked, errors.New(text))
 	}
-	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(conns))
+	h.log.Debug("chat: member disconnected by moderation", "user", m.name, "conns", len(m.conns))
 }
 
 // bannedErrLocked returns an error wrapping ErrBanned if name (with key)

@@ -107,10 +107,7 @@ type owedSnap struct {
 }
 
 // A writeSide is a connection's write side: its place in the outbox. The
-// outbox's mu guards it; nothing outside outbox.go touches it. It is part
-// of every client (see client), so it is packed: the small fields share a
-// word, and times are int64 stamps (see outbox.stamp; 0: none), not
-// 24-byte time.Times.
+// outbox's mu guards it; nothing outside outbox.go touches it.
 type writeSide struct {
 	state     wstate
 	sub       bool          // receives the hub's broadcasts
@@ -124,9 +121,9 @@ type writeSide struct {
 	idleIdx   int           // index in outbox.idle, or -1
 	closeAt   uint64        // closing: write the log up to here, no further
 	closeMsgs uint64        // closing: messages in the log before closeAt
-	privFirst int64         // when the first private message was accepted
-	evictBy   int64         // set when evicted: the last write deadline
-	lastWrite int64         // when the last write started
+	privFirst int64         // when the first private message was accepted (see stamp)
+	evictBy   time.Time     // set when evicted: the last write deadline
+	lastWrite time.Time     // when the last write started
 	done      chan struct{} // closed when writing is finished for good
 }
 
@@ -198,7 +195,7 @@ func (o *outbox) join(payload []byte, c *client, snap usersSnap, hist []byte) {
 	o.subscribeLocked(c, off, lag)
 	if owe && c.w.sub {
 		c.w.snap = &owedSnap{from: o.end, hist: hist}
-		c.w.lastWrite = o.stamp(now) // the hold is counted from the join
+		c.w.lastWrite = now // the hold is counted from the join
 		o.owing = append(o.owing, c)
 		return
 	}
@@ -322,15 +319,9 @@ func (o *outbox) greet(c *client, resp []byte, hold bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if c.w.priv == nil {
-		// Room for the welcome after it too (see welcome): the snapshot
-		// and the history in four parts, six with profiles (which come
-		// with Authenticate). It stays while the connection is idle:
-		// no larger than it needs to be.
-		n := 5
-		if o.h.shared() {
-			n = 7
-		}
-		c.w.priv = make([]privFrame, 0, n)
+		// Room for the welcome after it too: the snapshot and the
+		// history in up to six parts (see welcome).
+		c.w.priv = make([]privFrame, 0, 7)
 	}
 	c.w.priv = append(c.w.priv, privFrame{at: o.end, b: resp})
 	if !hold {
@@ -447,7 +438,7 @@ func (o *outbox) broadcastLocked(payload []byte, kind int, at time.Time) {
 	if len(o.idle) > 0 {
 		for _, c := range o.idle {
 			c.w.idleIdx = -1
-			if !presence || o.pace.idleDue(now, o.stampTime(c.w.lastWrite), o.subs) {
+			if !presence || o.pace.idleDue(now, c.w.lastWrite, o.subs) {
 				c.w.state = wReady
 				o.ready.push(c)
 			} else {
@@ -581,10 +572,9 @@ func (o *outbox) evictLocked(c *client) {
 	clear(c.w.priv)
 	c.w.priv = c.w.priv[:0]
 	c.w.privMsgs = 0
-	evictBy := time.Now().Add(closeGraceTimeout)
-	c.w.evictBy = o.stamp(evictBy)
+	c.w.evictBy = time.Now().Add(closeGraceTimeout)
 	if c.w.state == wSlow {
-		_ = c.nc.SetWriteDeadline(evictBy)
+		_ = c.nc.SetWriteDeadline(c.w.evictBy)
 	}
 	o.closeLocked(c, closePolicy, errTextSlow)
 }
@@ -718,7 +708,7 @@ func (o *outbox) holdLocked(c *client, now time.Time) time.Duration {
 	if c.w.off < o.urgent || o.behindLocked(c) > o.lagLimit()/2 {
 		return 0
 	}
-	return o.pace.due(o.stampTime(c.w.lastWrite), o.subs, c.w.snap != nil).Sub(now)
+	return o.pace.due(c.w.lastWrite, o.subs, c.w.snap != nil).Sub(now)
 }
 
 // snapDueLocked reports whether c's owed snapshot, not yet fixed, is to be
@@ -822,22 +812,11 @@ type batch struct {
 	at    time.Time
 }
 
-// stamp is the time at as kept in stamps and writeSide: in nanoseconds
-// since the outbox's epoch (monotonic, when at has a monotonic reading),
-// and at least 0. The writeSide's times are never before the epoch, and
-// 0 means none: at the epoch itself, which comes before any connection,
-// is as good as never.
+// stamp is the time at, when the hub accepted a message, as kept in
+// stamps and writeSide.privFirst: in nanoseconds since the outbox's epoch
+// (monotonic, when at has a monotonic reading), and at least 0.
 func (o *outbox) stamp(at time.Time) int64 {
 	return max(at.Sub(o.epoch).Nanoseconds(), 0)
-}
-
-// stampTime is the time of the writeSide's stamp ns; the zero Time if ns
-// is 0 (none).
-func (o *outbox) stampTime(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return o.epoch.Add(time.Duration(ns))
 }
 
 // takeLocked fills b with everything c has to write and reports whether
@@ -893,7 +872,7 @@ func (o *outbox) takeLocked(c *client, b *batch) bool {
 	}
 	b.end, b.lag = max(c.w.off, pos), lag
 	b.final = c.w.closing
-	b.deadline = o.stampTime(c.w.evictBy)
+	b.deadline = c.w.evictBy
 
 	// The messages of the log in b: those before b.end and not before
 	// c.w.off. Unsubscribed, c is written none; with an owed snapshot
@@ -961,7 +940,7 @@ func (o *outbox) writeOnce(c *client, b *batch) (blocked bool, err error) {
 	if c.rc != nil {
 		return writeNow(c.rc, &b.out, &b.raw)
 	}
-	dl := b.at.Add(tryWrite)
+	dl := c.w.lastWrite.Add(tryWrite)
 	if !b.deadline.IsZero() && b.deadline.Before(dl) {
 		dl = b.deadline
 	}
@@ -987,8 +966,8 @@ func (o *outbox) writer() {
 		if !o.takeLocked(c, &b) {
 			continue
 		}
-		b.at = time.Now()
-		c.w.lastWrite = o.stamp(b.at)
+		c.w.lastWrite = time.Now()
+		b.at = c.w.lastWrite
 		o.mu.Unlock()
 
 		blocked, err := o.writeOnce(c, &b)
@@ -1039,7 +1018,7 @@ func (o *outbox) writer() {
 func (o *outbox) slowWrite(c *client, b *batch) {
 	defer o.wg.Done()
 	o.mu.Lock()
-	dl := o.stampTime(c.w.evictBy)
+	dl := c.w.evictBy
 	if dl.IsZero() {
 		dl = time.Now().Add(o.h.opts.WriteTimeout)
 	}
@@ -1047,7 +1026,7 @@ func (o *outbox) slowWrite(c *client, b *batch) {
 	o.mu.Unlock()
 	_, err := b.out.WriteTo(c.nc)
 	o.mu.Lock()
-	if err == nil && c.rc != nil && c.w.evictBy == 0 {
+	if err == nil && c.rc != nil && c.w.evictBy.IsZero() {
 		// writeNow fails once a deadline has passed.
 		err = c.nc.SetWriteDeadline(time.Time{})
 	}

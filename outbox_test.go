@@ -384,7 +384,7 @@ func TestOutboxEvictsLagging(t *testing.T) {
 		waitWritten(t, h, []*client{cf}) // fast keeps up
 	}
 	h.out.mu.Lock()
-	closing, evicted := cl.w.closing, cl.w.evictBy != 0
+	closing, evicted := cl.w.closing, !cl.w.evictBy.IsZero()
 	h.out.slow = h.out.slow[:0]
 	cl.w.state = wWriting
 	h.out.doneLocked(cl, &batch{first: -1}, nil, &tally{}) // the stuck write finishes

@@ -341,9 +341,8 @@ const maxID = ^uint64(0)
 // joinHistoryLocked returns the history frame for c, which joins as m:
 // the resumed history if it asked to resume, else the plain history.
 func (h *Hub) joinHistoryLocked(c *client, m *member) []byte {
-	if c.x != nil && c.x.res != nil {
-		r := c.x.res
-		c.x.res = nil
+	if r := c.res; r != nil {
+		c.res = nil
 		return h.resumeFrameLocked(r, m.key)
 	}
 	return h.mem.historyPayload(false)

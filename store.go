@@ -280,7 +280,7 @@ func (h *Hub) storeLocked(m *Message, from *member) {
 		if from == nil {
 			from = h.members[nameKey(m.Username)]
 		}
-		if from != nil && !from.local() {
+		if from != nil && !from.local {
 			return
 		}
 	}

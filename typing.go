@@ -37,11 +37,11 @@ func (h *Hub) typing(c *client) {
 	now := time.Now()
 	h.mu.Lock()
 	m := c.member
-	if m == nil || h.closed || h.members[m.key] != m || !m.typingDue(now) || !h.typingAllowedLocked(m.key) {
+	if m == nil || h.closed || h.members[m.key] != m || now.Sub(m.typed) < typingEvery || !h.typingAllowedLocked(m.key) {
 		h.mu.Unlock()
 		return
 	}
-	m.extra().typed = now.UnixNano()
+	m.typed = now
 	tl, ok := h.link.(TypingLink)
 	if !ok {
 		// Without a Broker, or with one that does not carry typing:
@@ -90,14 +90,4 @@ func (h *Hub) applyTypingLocked(name string, now time.Time) {
 	}
 	h.enc = appendNameEvent(h.enc[:0], typeTyping, m.name)
 	h.out.typing(h.enc)
-}
-
-// typingDue reports whether a typing notice of m may go out at now:
-// typingEvery after its last one (or if the clock has gone back since).
-func (m *member) typingDue(now time.Time) bool {
-	if m.x == nil {
-		return true
-	}
-	d := now.UnixNano() - m.x.typed
-	return d < 0 || d >= int64(typingEvery)
 }

@@ -291,11 +291,10 @@ func (h *Hub) spendUpload(name string) (int, error) {
 		return http.StatusUnauthorized, errors.New("not a member of the room any more")
 	}
 	now := time.Now()
-	x := m.extra()
-	if x.uploads == nil {
-		x.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
+	if m.uploads == nil {
+		m.uploads = newBucket(h.opts.UploadRate, h.opts.UploadBurst, now)
 	}
-	if !x.uploads.allow(now) {
+	if !m.uploads.allow(now) {
 		return http.StatusTooManyRequests, fmt.Errorf(errTextUploadRate, h.opts.UploadRate*60)
 	}
 	return 0, nil
@@ -365,13 +364,12 @@ func newUploadToken() string { return rand.Text() }
 // grantUploadLocked gives c, a member's connection that has just joined,
 // an upload token, and returns the upload frame that tells it the token.
 func (h *Hub) grantUploadLocked(c *client) []byte {
-	tok := newUploadToken()
-	c.extra().token = tok
-	h.tokens[tok] = c
+	c.token = newUploadToken()
+	h.tokens[c.token] = c
 	b := append([]byte(nil), `{"type":"upload","url":`...)
 	b = appendJSONString(b, h.opts.FilesURL)
 	b = append(b, `,"token":`...)
-	b = appendJSONString(b, tok)
+	b = appendJSONString(b, c.token)
 	b = append(b, `,"max":`...)
 	b = strconv.AppendInt(b, h.opts.MaxUploadBytes, 10)
 	return append(b, '}')
