@@ -722,6 +722,9 @@ func TestOutboxMessageNotLater(t *testing.T) {
 	o.broadcastLocked([]byte(`{"type":"message","body":"2"}`), kindMessage, time.Now())
 	o.doneLocked(c, &b, nil, &tl)
 	state := c.w.state
+	// A writer would go on to the next connection; this one hands over
+	// (the writer started for the first message may have ended already).
+	o.startLocked()
 	o.mu.Unlock()
 	if state != wReady {
 		t.Errorf("after a write, with a message pending: state %d, want %d (ready)", state, wReady)
